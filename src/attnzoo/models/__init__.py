@@ -1,6 +1,14 @@
-"""Small models built around the registry's token mixers (see :mod:`attnzoo.models.language_model`)."""
+"""Small models built around the registry's token mixers: a causal language model
+(:mod:`~attnzoo.models.language_model`), a Vision Transformer (:mod:`~attnzoo.models.vision_transformer`) and
+a sequence classifier (:mod:`~attnzoo.models.sequence_classifier`); :mod:`~attnzoo.models.mixers` builds
+their mixers by name."""
 
-from attnzoo.models.language_model import SOFTMAX, Block, CausalLanguageModel, mixer_factory
-from attnzoo.models.softmax_mixer import CausalSoftmaxAttention
+from attnzoo.models.block import Block
+from attnzoo.models.language_model import CausalLanguageModel
+from attnzoo.models.mixers import SOFTMAX, MixerBuilder, mixer_factory, usable_mixers
+from attnzoo.models.sequence_classifier import SequenceClassifier
+from attnzoo.models.softmax_mixer import CausalSoftmaxAttention, SoftmaxAttention
+from attnzoo.models.vision_transformer import VisionTransformer
 
-__all__ = ["SOFTMAX", "Block", "CausalLanguageModel", "CausalSoftmaxAttention", "mixer_factory"]
+__all__ = ["SOFTMAX", "Block", "CausalLanguageModel", "CausalSoftmaxAttention", "MixerBuilder",
+           "SequenceClassifier", "SoftmaxAttention", "VisionTransformer", "mixer_factory", "usable_mixers"]

@@ -1,0 +1,158 @@
+"""Build a model's token mixer by name: ``"softmax"`` (dense attention) or any registry variant's layer.
+
+Every model of :mod:`attnzoo.models` builds its mixers with :func:`mixer_factory`, telling it which input
+layouts it can feed (``(B, N, C)`` sequences, ``(B, H, W, C)`` grids), whether the mixer must be causal, and
+its token grid. The factory fills the layer's *size options* (the keyword arguments whose value is fixed by
+the token shape the layer sees, :data:`SIZE_OPTIONS`) from that grid unless the caller passes them, and
+refuses, with the list of usable mixers, a name that is unknown, has the wrong layout or cannot be causal
+when causality is required.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from attnzoo.models.softmax_mixer import SoftmaxAttention
+from attnzoo.registry import get_variant, variants
+
+SOFTMAX = "softmax"
+"""The mixer name of the dense baseline, :class:`SoftmaxAttention` (not a registry variant)."""
+
+SEQUENCE_LAYOUT = "(B, N, C)"
+GRID_LAYOUTS = ("(B, H, W, C)", "(B, X, Y, C)")
+"""The registry's spellings of a channels-last 2-D grid layout."""
+
+SIZE_OPTIONS: Mapping[str, Callable[[tuple[int, ...]], Any]] = {
+    "resolution": tuple,  # agent_attention: the (H, W) grid its biases are built for
+    "seq_len": math.prod,  # fourier_karat: the operator's sequence length N
+    "l_max": math.prod,  # base_conv: the long filter's length
+    "max_len": math.prod,  # kernelized_rpe_attention: the RPE table covers offsets of |t| < max_len
+}
+"""Layer keyword arguments fixed by the token shape the layer sees (``(N,)`` or ``(H, W)``), by name."""
+
+
+@dataclass(frozen=True)
+class MixerSpec:
+    """What building mixer ``name`` takes: the layer class, its input layout, its default keyword arguments
+    and whether it can run causally (a registry variant declaring a ``future_mask``, or softmax)."""
+
+    name: str
+    layer: type[nn.Module]
+    layout: str
+    defaults: Mapping[str, Any]
+    can_be_causal: bool
+
+
+def token_axes(layout: str) -> int:
+    """The number of token axes of a channels-last layout: ``"(B, N, C)"`` -> 1, ``"(B, H, W, C)"`` -> 2."""
+    return len(layout.split(",")) - 2
+
+
+def mixer_spec(name: str, causal: bool) -> MixerSpec:
+    """The spec of mixer ``name``; ``"softmax"`` is causal exactly when ``causal`` is (its ``is_causal``
+    default). Raises ``KeyError`` for an unknown name and ``ValueError`` for a variant without a layer."""
+    if name == SOFTMAX:
+        return MixerSpec(SOFTMAX, SoftmaxAttention, SEQUENCE_LAYOUT, {"is_causal": causal}, True)
+    variant = get_variant(name)
+    if variant.layer is None:
+        raise ValueError(f"mixer {name!r} has no layer")
+    return MixerSpec(name, variant.layer, variant.layer_layout, dict(variant.layer_defaults),
+                     variant.future_mask is not None)
+
+
+def takes_option(mixer: str, option: str) -> bool:
+    """Whether mixer ``mixer``'s layer takes the keyword argument ``option`` (e.g. ``"num_heads"``)."""
+    return option in inspect.signature(mixer_spec(mixer, causal=False).layer.__init__).parameters
+
+
+def usable_mixers(layouts: Sequence[str], causal: bool) -> list[str]:
+    """The mixer names a model feeding ``layouts`` (and requiring causality if ``causal``) can build."""
+    dense = [SOFTMAX] if SEQUENCE_LAYOUT in layouts else []
+    return dense + [v.name for v in variants() if v.layer is not None and v.layer_layout in layouts
+                    and (v.future_mask is not None or not causal)]
+
+
+def _causal_option_value(layer: type[nn.Module], defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> Any:
+    """The ``is_causal`` value the layer will be built with, or ``None`` if the layer has no such option."""
+    parameters = inspect.signature(layer.__init__).parameters
+    if "is_causal" not in parameters:
+        return None
+    if "is_causal" in kwargs:
+        return kwargs["is_causal"]
+    if "is_causal" in defaults:
+        return defaults["is_causal"]
+    return parameters["is_causal"].default
+
+
+def _check_causal(spec: MixerSpec, kwargs: Mapping[str, Any], usable: str) -> None:
+    """Raise ``ValueError`` unless ``spec`` built with ``kwargs`` is causal."""
+    if not spec.can_be_causal:
+        raise ValueError(f"mixer {spec.name!r} is not causal (the variant declares no future_mask): its outputs "
+                         f"may depend on future tokens, so this causal model cannot use it; {usable}")
+    causal = _causal_option_value(spec.layer, spec.defaults, kwargs)
+    if causal is not None and not (all(causal) if isinstance(causal, (tuple, list)) else causal):
+        raise ValueError(f"mixer {spec.name!r} would be built with is_causal={causal!r}; pass "
+                         "mixer_kwargs={'is_causal': True}")
+
+
+@dataclass(frozen=True)
+class MixerBuilder:
+    """Builds fresh layers of one mixer: ``spec.layer(**options)`` on each call."""
+
+    spec: MixerSpec
+    options: Mapping[str, Any]
+
+    def __call__(self) -> nn.Module:
+        return self.spec.layer(**self.options)
+
+
+def _tokens_seen(layout: str, grid: tuple[int, ...]) -> tuple[int, ...]:
+    """The token shape a ``layout`` layer sees of the model's token ``grid``: the grid as is if the ranks
+    match, else the grid flattened row-major for a ``(B, N, C)`` layer."""
+    axes = token_axes(layout)
+    if axes == len(grid):
+        return grid
+    if axes == 1:
+        return (math.prod(grid),)
+    raise ValueError(f"grid={grid}: a layer with layout {layout!r} needs {axes} token axes")
+
+
+def mixer_factory(mixer: str, dim: int, mixer_kwargs: Mapping[str, Any] | None = None, *,
+                  layouts: Sequence[str] = (SEQUENCE_LAYOUT,), causal: bool = True,
+                  grid: tuple[int, ...] | None = None) -> MixerBuilder:
+    """A :class:`MixerBuilder` of token mixers of width ``dim`` for a model feeding ``layouts``.
+
+    ``mixer`` is ``"softmax"`` or a registry variant name. The layer is built with its defaults, overridden by
+    the size options (:data:`SIZE_OPTIONS`, those the layer takes) filled from the token shape it will see,
+    overridden by ``mixer_kwargs`` (``dim`` is the model's). ``grid`` is the model's token grid (``(N,)`` or
+    ``(H, W)``; ``None``: fill no size option); a ``(B, N, C)`` layer sees a 2-D grid flattened row-major.
+    The defaults suit a causal ``(B, N, C)`` language model. Raises ``KeyError`` for an unknown name and
+    ``ValueError`` for a layout not in ``layouts`` or, if ``causal``, a variant that is not causal (no
+    ``future_mask``) or whose ``is_causal`` option is off; the messages list the usable mixers.
+    """
+    kwargs = dict(mixer_kwargs or {})
+    if kwargs.get("dim", dim) != dim:
+        raise ValueError(f"mixer_kwargs dim={kwargs['dim']} differs from the model's dim={dim}")
+    kwargs["dim"] = dim
+    usable = f"usable mixers: {', '.join(usable_mixers(layouts, causal))}"
+    try:
+        spec = mixer_spec(mixer, causal)
+    except KeyError:
+        raise KeyError(f"no variant named {mixer!r}; {usable}") from None
+    if spec.layout not in layouts:
+        raise ValueError(f"mixer {mixer!r} has layer layout {spec.layout!r}; this model takes layouts "
+                         f"{list(layouts)}; {usable}")
+    if causal:
+        _check_causal(spec, kwargs, usable)
+    size_options: dict[str, Any] = {}
+    if grid is not None:
+        tokens = _tokens_seen(spec.layout, tuple(grid))
+        parameters = inspect.signature(spec.layer.__init__).parameters
+        size_options = {name: size(tokens) for name, size in SIZE_OPTIONS.items() if name in parameters}
+    return MixerBuilder(spec, {**spec.defaults, **size_options, **kwargs})
