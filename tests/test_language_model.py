@@ -123,3 +123,35 @@ def test_tiny_mqar_run_with_softmax_learns_well_above_chance() -> None:
     chance = 1 / 32
     assert before < 3 * chance, before
     assert after > 0.35 and after > before + 0.25, (before, after)
+
+
+def test_logits_at_positions_equal_the_full_logits_there() -> None:
+    torch.manual_seed(0)
+    model = CausalLanguageModel(32, 16, 2, "softmax", max_position_embeddings=12).double()
+    tokens = torch.randint(0, 32, (3, 12))
+    at = torch.rand(3, 12) < 0.3
+    torch.testing.assert_close(model(tokens, at=at), model(tokens)[at])
+    with pytest.raises(ValueError, match="bool mask of the tokens' shape"):
+        model(tokens, at=at[:, :5])
+    with pytest.raises(ValueError, match="bool mask"):
+        model(tokens, at=at.long())
+
+
+def test_short_conv_stem_is_a_causal_base_conv_in_block_zero_only() -> None:
+    torch.manual_seed(0)
+    model = CausalLanguageModel(32, 16, 3, "softmax", short_conv=3, max_position_embeddings=10).double()
+    kinds = [type(block.mixer).__name__ for block in model.blocks]
+    assert kinds[0] == "BaseConv" and model.blocks[0].mixer.kernel.shape == (16, 3)
+    assert all(kind != "BaseConv" for kind in kinds[1:])
+    tokens = torch.randint(0, 32, (2, 10))
+    changed = tokens.clone()
+    changed[:, 6] = (changed[:, 6] + 1) % 32
+    torch.testing.assert_close(model(tokens)[:, :6], model(changed)[:, :6])
+    for bad in ({"short_conv": -1, "num_layers": 2}, {"short_conv": 3, "num_layers": 1}):
+        with pytest.raises(ValueError, match="short_conv"):
+            CausalLanguageModel(32, 16, bad["num_layers"], "softmax", short_conv=bad["short_conv"])
+
+
+def test_seq_len_fills_the_mixer_size_options() -> None:
+    model = CausalLanguageModel(32, 16, 1, "base_conv", {"kernel_size": -1}, seq_len=24)
+    assert model.blocks[0].mixer.kernel.shape == (16, 24)
