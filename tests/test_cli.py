@@ -49,7 +49,7 @@ def tiny_suite(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("tiny_suite")
 def test_compare_writes_report_and_plots(tmp_path) -> None:
     out = tmp_path / "tmp"
-    assert cli.main(["compare", "--quick", "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["compare", "--quick", "--no-quality", "--out", str(out), "--no-progress"]) == 0
     report = (out / "report.md").read_text()
     assert report.startswith("<!-- command: attnzoo compare --quick")
     assert "Leaderboard" in report and "na2d 8x8 k3 b1" in report and "lightning 128 b1" in report

@@ -2,13 +2,14 @@
 
     attnzoo list [--family F]
     attnzoo bench [--family local] [--quick] [--out DIR] [--impl NAME ...]
-    attnzoo compare [--out reports/compare] [--quick] [--impl NAME ...]
-    attnzoo eval mqar [--mixers a,b,c] [--seq-len 64] [--kv-pairs 4] [--steps N] [--d-model 64] [--out DIR]
+    attnzoo compare [--out reports/compare] [--quick] [--impl NAME ...] [--mqar-steps N] [--no-quality]
+    attnzoo eval {mqar,austen,fashion-mnist,pixel-mnist} [--mixers a,b,c] [--steps N] [task settings] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,30 +78,86 @@ def _compare(args: argparse.Namespace) -> int:
         save(doc, out / f"speed_{family}.json")
         leaderboard, plots, *shared = speed_sections(doc, out, f"speed_{family}", leaderboard=True)
         sections += [leaderboard, plots]
+    quality = [] if args.no_quality else _compare_quality(args, out)
     report = write_report(out / "report.md", "attnzoo compare: which attention should I use here?",
-                          sections + shared, args.command)
+                          quality[:2] + sections + shared + quality[2:], args.command)
     print(f"wrote {report}")
     return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from attnzoo.tasks.mqar import MQARConfig
-    from attnzoo.tasks.mqar_eval import evaluate_mixers, markdown
+def _compare_quality(args: argparse.Namespace, out: Path) -> list:
+    """Run the MQAR sweep of ``compare`` and return its report sections."""
+    from attnzoo.models.mixers import SEQUENCE_LAYOUT, usable_mixers
+    from attnzoo.tasks.mqar_eval import MQARTask
+    from attnzoo.tasks.sweep import COMPARE_SETTINGS, mqar_sweep, quality_sections
     from attnzoo.train import TrainConfig
 
+    mixers = (args.mqar_mixers.split(",") if args.mqar_mixers
+              else usable_mixers((SEQUENCE_LAYOUT,), causal=True))
+    settings = COMPARE_SETTINGS[:2] if args.quick else COMPARE_SETTINGS
+    task = MQARTask(train_examples=10_000, test_examples=500)
+    train_config = TrainConfig(steps=args.mqar_steps // 3 if args.quick else args.mqar_steps, lr=3e-3,
+                               warmup_steps=args.mqar_steps // 10, progress=False, device=DEVICE)
+    try:
+        rows = mqar_sweep(mixers, settings, task, train_config, out / "mqar", progress=not args.no_progress,
+                          command=args.command)
+    except ValueError as error:
+        raise SystemExit(f"attnzoo compare: {error}") from None
+    return quality_sections(rows, out, task, train_config)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from attnzoo.tasks import TASKS
+    from attnzoo.tasks.harness import evaluate_mixers, markdown, score_metrics
+    from attnzoo.train import TrainConfig
+
+    task_class = TASKS[args.task]
+    task = task_class(**{f.name: getattr(args, f.name) for f in task_fields(task_class)})
     mixers = [name.strip() for name in args.mixers.split(",") if name.strip()]
-    config = MQARConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, num_kv_pairs=args.kv_pairs,
-                        num_train_examples=args.train_examples, num_test_examples=args.test_examples, seed=args.seed)
     train_config = TrainConfig(steps=args.steps, lr=args.lr, warmup_steps=min(100, args.steps // 10),
                                seed=args.seed, progress=not args.no_progress, device=DEVICE)
     try:
-        rows = evaluate_mixers(mixers, config, train_config, args.out, d_model=args.d_model,
-                               batch_size=args.batch_size, progress=not args.no_progress, command=args.command)
+        rows = evaluate_mixers(task, mixers, train_config, args.out, progress=not args.no_progress,
+                               command=args.command)
     except ValueError as error:
-        raise SystemExit(f"attnzoo eval mqar: {error}") from None
-    print(markdown(rows))
-    print(f"wrote {Path(args.out) / 'mqar.json'} and {Path(args.out) / 'mqar.md'}")
+        raise SystemExit(f"attnzoo eval {args.task}: {error}") from None
+    print(markdown(rows, score_metrics(rows)))
+    print(f"wrote {Path(args.out) / f'{task.name}.json'} and {Path(args.out) / f'{task.name}.md'}")
     return 0
+
+
+def task_fields(task_class: type) -> list[dataclasses.Field]:
+    """The settings of a task class that the command line exposes (its public dataclass fields)."""
+    return [f for f in dataclasses.fields(task_class) if not f.name.startswith("_")]
+
+
+def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
+    from attnzoo.tasks import TASKS
+
+    evaluate = sub.add_parser("eval", help="train and score mixers on a quality task (JSON + markdown table)")
+    tasks = evaluate.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name, task_class in TASKS.items():
+        command = tasks.add_parser(name, help=task_class.title,
+                                   description=sys.modules[task_class.__module__].__doc__.splitlines()[0])
+        command.add_argument("--mixers", default=",".join(task_class.default_mixers),
+                             help=f"comma-separated mixer names (default: {','.join(task_class.default_mixers)})")
+        command.add_argument("--steps", type=int, default=task_class.default_steps,
+                             help=f"optimizer steps per mixer (default: {task_class.default_steps})")
+        command.add_argument("--lr", type=float, default=task_class.default_lr,
+                             help=f"peak learning rate (default: {task_class.default_lr})")
+        command.add_argument("--seed", type=int, default=0, help="seed of the initialisation and batch order")
+        for f in task_fields(task_class):
+            flag = "--" + f.name.replace("_", "-")
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            if kind == "bool":
+                command.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                     help=f"(default: {f.default})")
+            else:
+                command.add_argument(flag, type={"int": int, "float": float, "str": str}[kind], default=f.default,
+                                     help=f"(default: {f.default})")
+        command.add_argument("--out", default="reports/eval", help="output folder (default: reports/eval)")
+        command.add_argument("--no-progress", action="store_true", help="no progress bars")
+        command.set_defaults(handler=_eval)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -120,22 +177,14 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--impl", action="append", metavar="NAME",
                              help="only this implementation (repeatable; the dense baseline is always run)")
         command.add_argument("--no-progress", action="store_true", help="no progress bar")
+        if name == "compare":
+            command.add_argument("--mqar-steps", type=int, default=300,
+                                 help="training steps per MQAR run of the quality sweep (default: 300)")
+            command.add_argument("--mqar-mixers", metavar="A,B,C",
+                                 help="mixers of the quality sweep (default: every causal sequence mixer)")
+            command.add_argument("--no-quality", action="store_true", help="speed and memory only")
         command.set_defaults(handler=handler)
-    evaluate = sub.add_parser("eval", help="train and score mixers on a quality task (JSON + markdown table)")
-    evaluate.add_argument("task", choices=["mqar"], help="the task (mqar: Zoology's multi-query recall)")
-    evaluate.add_argument("--mixers", default="softmax,sliding_window_attention,lightning_attention,base_conv",
-                          help="comma-separated mixers: 'softmax' or causal (B, N, C) registry variants")
-    for flag, default, help_text in (
-            ("--seq-len", 64, "sequence length"), ("--kv-pairs", 4, "key-value pairs per example"),
-            ("--vocab-size", 8192, "vocabulary size"), ("--d-model", 64, "model width"),
-            ("--steps", 300, "optimizer steps per mixer"), ("--batch-size", 64, "examples per step"),
-            ("--train-examples", 20_000, "training examples"), ("--test-examples", 1_000, "test examples"),
-            ("--seed", 0, "seed of the data, the initialisation and the batch order")):
-        evaluate.add_argument(flag, type=int, default=default, help=f"{help_text} (default: {default})")
-    evaluate.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
-    evaluate.add_argument("--out", default="reports/eval", help="output folder (default: reports/eval)")
-    evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
-    evaluate.set_defaults(handler=_eval)
+    _add_eval_parsers(sub)
     return parser
 
 

@@ -1,5 +1,14 @@
-"""Synthetic tasks for measuring what attention mechanisms can learn (see :mod:`attnzoo.tasks.mqar`)."""
+"""Quality tasks: what attention mechanisms can learn, scored side by side (``attnzoo eval TASK``).
 
+:mod:`~attnzoo.tasks.mqar` is Zoology's multi-query associative recall generator; the task classes wrap a
+data set and a model family for :func:`~attnzoo.tasks.harness.evaluate_mixers`: :class:`MQARTask`,
+:class:`AustenLMTask` (byte-level language modelling), :class:`FashionMNISTTask` (a small ViT) and
+:class:`PixelMNISTTask` (784-pixel sequences). :data:`TASKS` maps the CLI names to the classes.
+"""
+
+from attnzoo.tasks.austen_lm import AustenLMTask
+from attnzoo.tasks.fashion_mnist import FashionMNISTTask, PixelMNISTTask
+from attnzoo.tasks.harness import QualityTask, evaluate_mixers
 from attnzoo.tasks.mqar import (
     CPU_SETTINGS,
     IGNORE_INDEX,
@@ -12,7 +21,11 @@ from attnzoo.tasks.mqar import (
     paper_configs,
     query_accuracy,
 )
-from attnzoo.tasks.mqar_eval import evaluate_mixers
+from attnzoo.tasks.mqar_eval import MQARTask
 
-__all__ = ["CPU_SETTINGS", "IGNORE_INDEX", "PAPER_SETTINGS", "DataLeakageError", "MQARConfig", "check_no_leakage",
+TASKS: dict[str, type] = {task.name: task for task in (MQARTask, AustenLMTask, FashionMNISTTask, PixelMNISTTask)}
+"""CLI task name -> task class (a dataclass of its settings)."""
+
+__all__ = ["CPU_SETTINGS", "IGNORE_INDEX", "PAPER_SETTINGS", "TASKS", "AustenLMTask", "DataLeakageError",
+           "FashionMNISTTask", "MQARConfig", "MQARTask", "PixelMNISTTask", "QualityTask", "check_no_leakage",
            "cpu_configs", "evaluate_mixers", "multiquery_ar", "paper_configs", "query_accuracy"]
