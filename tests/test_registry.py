@@ -51,3 +51,18 @@ def test_unknown_impl_names_the_choices() -> None:
     facts = CallFacts(device="cpu", dtype=torch.float32, needs_grad=False, head_dim=8)
     with pytest.raises(ValueError, match=r"impl='fast' is not an implementation.*\['tiled', 'flex', 'reference'\]"):
         select_implementation("neighborhood_attention_1d", "fast", facts)
+
+
+def test_auto_passes_the_tiled_kernel_over_when_the_neighborhood_covers_most_of_the_grid() -> None:
+    from attnzoo.ops import neighborhood_attention_2d
+    from attnzoo.registry import CallFacts, explain, select_implementation
+
+    q = torch.randn(1, 2, 7, 7, 8)
+    dense = CallFacts.of([q], coverage=25 / 49)
+    assert select_implementation("neighborhood_attention_2d", "auto", dense).name == "reference"
+    assert "sees 51% of the keys" in explain("neighborhood_attention_2d", dense)
+    assert select_implementation("neighborhood_attention_2d", "auto", CallFacts.of([q], coverage=0.05)).name \
+        == "tiled"
+    assert select_implementation("neighborhood_attention_2d", "tiled", dense).name == "tiled"  # by name: runs
+    torch.testing.assert_close(neighborhood_attention_2d(q, q, q, kernel_size=5),
+                               neighborhood_attention_2d(q, q, q, kernel_size=5, impl="tiled"))

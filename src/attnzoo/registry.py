@@ -50,6 +50,9 @@ class Capabilities:
     max_head_dim: int | None = None
     auto_devices: frozenset[str] | None = None
     """Devices on which ``impl="auto"`` may pick this implementation (``None``: all of ``devices``)."""
+    auto_max_coverage: float | None = None
+    """``impl="auto"`` passes this implementation over for calls whose :attr:`CallFacts.coverage` exceeds this
+    (where a dense path is as fast, measured); ``None``: no limit. Asking for it by name still runs it."""
     available: Callable[[], str | None] = field(default=lambda: None, compare=False)
     """Returns ``None`` when the implementation's software is importable, else why not."""
 
@@ -75,15 +78,17 @@ class CallFacts:
     causal: bool = False
     dilation: bool = False
     bias: bool = False
+    coverage: float = 0.0
+    """Fraction of the keys a query may attend to (window volume / tokens) for windowed patterns; 0 if unknown."""
 
     @classmethod
     def of(cls, tensors: Sequence[torch.Tensor], *, causal: bool = False, dilation: bool = False,
-           bias: bool = False) -> CallFacts:
+           bias: bool = False, coverage: float = 0.0) -> CallFacts:
         """Facts from the input tensors (the first one sets device, dtype and head dim) and the options."""
         first = tensors[0]
         return cls(device=first.device.type, dtype=first.dtype,
                    needs_grad=torch.is_grad_enabled() and any(t.requires_grad for t in tensors),
-                   head_dim=first.shape[-1], causal=causal, dilation=dilation, bias=bias)
+                   head_dim=first.shape[-1], causal=causal, dilation=dilation, bias=bias, coverage=coverage)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,16 @@ class Implementation:
     def auto_eligible(self, device: str) -> bool:
         """Whether ``impl="auto"`` may consider this implementation on ``device``."""
         return device in (self.capabilities.auto_devices or self.capabilities.devices)
+
+    def auto_passes_over(self, facts: CallFacts) -> str | None:
+        """Why ``impl="auto"`` does not pick this implementation for a call it can run, or ``None``."""
+        if not self.auto_eligible(facts.device):
+            return f"auto does not pick it on {facts.device} (ask for it by name)"
+        limit = self.capabilities.auto_max_coverage
+        if limit is not None and facts.coverage > limit:
+            return (f"auto passes it over: each query sees {facts.coverage:.0%} of the keys, above "
+                    f"{limit:.0%}, where the dense reference is as fast (ask for it by name)")
+        return None
 
     def not_supported_reasons(self, facts: CallFacts) -> list[str]:
         """Every reason this implementation cannot run the call; empty when it can."""
@@ -224,8 +239,9 @@ def select_implementation(variant_name: str, impl: str, facts: CallFacts) -> Imp
     reasons = {c.name: c.not_supported_reasons(facts) for c in candidates}
     if impl == "auto":
         for c in candidates:
-            if not reasons[c.name] and not c.auto_eligible(facts.device):
-                reasons[c.name] = [f"auto does not pick it on {facts.device} (ask for it by name)"]
+            passed_over = c.auto_passes_over(facts)
+            if not reasons[c.name] and passed_over:
+                reasons[c.name] = [passed_over]
     for candidate in candidates:
         if not reasons[candidate.name]:
             if impl == "auto":
@@ -243,9 +259,9 @@ def explain(variant_name: str, facts: CallFacts) -> str:
     lines, chosen = [], None
     for candidate in variant.implementations.values():
         why = candidate.not_supported_reasons(facts)
-        if not why and not candidate.auto_eligible(facts.device):
-            lines.append(f"  {candidate.name}: can run, but auto does not pick it on {facts.device} "
-                         "(ask for it by name)")
+        passed_over = candidate.auto_passes_over(facts)
+        if not why and passed_over:
+            lines.append(f"  {candidate.name}: can run, but {passed_over}")
         elif why:
             lines.append(f"  {candidate.name}: cannot run: " + "; ".join(why))
         elif chosen is None:
