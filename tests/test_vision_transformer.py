@@ -109,3 +109,9 @@ def test_a_few_steps_learn_a_brightness_rule() -> None:
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_shifted_windows_alternate_as_in_swin() -> None:
+    model = VisionTransformer(image_size=16, patch_size=2, dim=16, depth=4, mixer="window_attention_2d",
+                              mixer_kwargs={"num_heads": 2, "window_size": 4, "shift_size": 2})
+    assert [block.mixer.shift_size for block in model.blocks] == [0, 2, 0, 2]

@@ -7,7 +7,9 @@ grid as is, a sequence mixer (``(B, N, C)``) the grid flattened row-major, ``"so
 attention over the flattened grid. Size options the mixer takes (``resolution``, ``seq_len``, ``l_max``,
 ``max_len``) are filled from the grid unless ``mixer_kwargs`` passes them
 (:data:`~attnzoo.models.mixers.SIZE_OPTIONS`); other constraints (a halo ``block_size`` dividing the grid, a
-neighbourhood ``kernel_size`` at most the grid) are the layer's own and raise its errors.
+neighbourhood ``kernel_size`` at most the grid) are the layer's own and raise its errors. A mixer with a
+``shift_size`` (Swin's shifted windows) alternates as in Swin: even blocks unshifted, odd blocks shifted —
+shifting every block alike would keep one window partition, and no information would cross windows.
 
 The defaults (28x28 images, patch 4 -> 7x7 = 49 tokens, width 64, depth 4, MLP ratio 2) are sized for
 Fashion-MNIST on a CPU: about 0.14 M parameters with softmax.
@@ -16,6 +18,7 @@ Fashion-MNIST on a CPU: about 0.14 M parameters with softmax.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -68,7 +71,9 @@ class VisionTransformer(nn.Module):
         self.patch_embedding = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
         self.position_embedding = nn.Parameter(torch.empty(1, *self.grid, dim))
         nn.init.trunc_normal_(self.position_embedding, std=0.02)
-        self.blocks = nn.Sequential(*(Block(dim, build(), mlp_ratio) for _ in range(depth)))
+        unshifted = replace(build, options={**build.options, "shift_size": 0}) if "shift_size" in build.options else build
+        self.blocks = nn.Sequential(*(Block(dim, (unshifted if i % 2 == 0 else build)(), mlp_ratio)
+                                      for i in range(depth)))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
