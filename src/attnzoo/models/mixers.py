@@ -66,9 +66,29 @@ def mixer_spec(name: str, causal: bool) -> MixerSpec:
                      variant.future_mask is not None)
 
 
-def takes_option(mixer: str, option: str) -> bool:
-    """Whether mixer ``mixer``'s layer takes the keyword argument ``option`` (e.g. ``"num_heads"``)."""
-    return option in inspect.signature(mixer_spec(mixer, causal=False).layer.__init__).parameters
+def option_if_taken(mixer: str, option: str, value: Any) -> dict[str, Any]:
+    """``{option: value}`` if mixer ``mixer``'s layer takes that keyword argument (``num_heads``, ``is_causal``),
+    else ``{}``; also ``{}`` for an unknown name, which :func:`check_mixers` then reports."""
+    try:
+        layer = mixer_spec(mixer, causal=False).layer
+    except KeyError:
+        return {}
+    return {option: value} if option in inspect.signature(layer.__init__).parameters else {}
+
+
+def check_mixers(options: Mapping[str, Mapping[str, Any]], dim: int, layouts: Sequence[str], causal: bool) -> None:
+    """Raise one ``ValueError`` naming every mixer of ``options`` (name -> layer options) that
+    :func:`mixer_factory` refuses for a model feeding ``layouts`` (causal if ``causal``), then the usable ones."""
+    problems = []
+    for mixer, kwargs in options.items():
+        try:
+            mixer_factory(mixer, dim, kwargs, layouts=layouts, causal=causal)
+        except KeyError:
+            problems.append(f"unknown mixer {mixer!r}")
+        except ValueError as error:
+            problems.append(str(error).split("; usable mixers")[0])
+    if problems:
+        raise ValueError("; ".join(problems) + f". Usable mixers: {', '.join(usable_mixers(layouts, causal))}")
 
 
 def usable_mixers(layouts: Sequence[str], causal: bool) -> list[str]:

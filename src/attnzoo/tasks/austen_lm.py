@@ -32,14 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnzoo.models.language_model import SOFTMAX, CausalLanguageModel
-from attnzoo.tasks.mqar_eval import causal_option, check_causal_sequence_mixers
+from attnzoo.models.mixers import SEQUENCE_LAYOUT, check_mixers, option_if_taken
+from attnzoo.tasks.harness import evaluating
 from attnzoo.train import TrainConfig
 
 DEFAULT_MIXERS = ("softmax", "sliding_window_attention", "neighborhood_attention_1d")
 BYTE_VOCAB = 256
 
 
-@torch.no_grad()
 def bits_per_byte(model: nn.Module, data: torch.Tensor, seq_len: int, batch_size: int = 32) -> float:
     """Mean next-byte cross-entropy in bits of ``model`` over ``data`` (uint8 ``(T,)``), cut into consecutive
     windows of ``seq_len + 1`` bytes (a shorter tail is dropped); each window starts from an empty context."""
@@ -47,17 +47,12 @@ def bits_per_byte(model: nn.Module, data: torch.Tensor, seq_len: int, batch_size
     if windows == 0:
         raise ValueError(f"data has {len(data)} bytes; scoring needs at least seq_len + 1 = {seq_len + 1}")
     chunks = data[:windows * (seq_len + 1)].long().view(windows, seq_len + 1)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     total = 0.0
-    try:
+    with evaluating(model) as device:
         for start in range(0, windows, batch_size):
             chunk = chunks[start:start + batch_size].to(device)
             logits = model(chunk[:, :-1])
             total += float(F.cross_entropy(logits.flatten(0, 1), chunk[:, 1:].flatten(), reduction="sum"))
-    finally:
-        model.train(was_training)
     return total / (windows * seq_len) / math.log(2)
 
 
@@ -89,7 +84,7 @@ class AustenLMTask:
         return self.batch_size * self.seq_len
 
     def check_mixers(self, options: Mapping[str, Mapping[str, Any]]) -> None:
-        check_causal_sequence_mixers(options, self.d_model)
+        check_mixers(options, self.d_model, (SEQUENCE_LAYOUT,), causal=True)
 
     def prepare(self) -> None:
         if not self._data:
@@ -100,7 +95,7 @@ class AustenLMTask:
 
     def mixer_options(self, mixer: str) -> dict[str, Any]:
         local = {"num_heads": self.num_heads}
-        return {**causal_option(mixer), **{
+        return {**option_if_taken(mixer, "is_causal", True), **{
             SOFTMAX: local,
             "sliding_window_attention": {**local, "window": self.window},
             "neighborhood_attention_1d": {**local, "kernel_size": self.window, "rel_pos_bias": False},

@@ -16,7 +16,7 @@ label-preserving augmentation for clothing). Scored: ``test_accuracy`` over the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,49 +24,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnzoo.models.mixers import GRID_LAYOUTS, SEQUENCE_LAYOUT, mixer_factory, takes_option, usable_mixers
+from attnzoo.models.mixers import GRID_LAYOUTS, SEQUENCE_LAYOUT, check_mixers, option_if_taken
+from attnzoo.tasks.harness import evaluating
 from attnzoo.train import TrainConfig
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 28
 
 
-def check_mixers_for(options: Mapping[str, Mapping[str, Any]], layouts: Sequence[str], dim: int) -> None:
-    """Raise ``ValueError`` naming every mixer that is unknown or whose layer layout is not in ``layouts``."""
-    problems = []
-    for mixer, kwargs in options.items():
-        try:
-            mixer_factory(mixer, dim, kwargs, layouts=layouts, causal=False)
-        except KeyError:
-            problems.append(f"unknown mixer {mixer!r}")
-        except ValueError as error:
-            problems.append(str(error).split("; usable mixers")[0])
-    if problems:
-        raise ValueError("; ".join(problems) + f". Usable mixers: {', '.join(usable_mixers(layouts, False))}")
-
-
-def heads_option(mixer: str, num_heads: int) -> dict[str, int]:
-    """``{"num_heads": num_heads}`` if the mixer's layer has heads, else ``{}`` (convolutions, LMU, and unknown
-    names, which the task's ``check_mixers`` then reports with the list of usable mixers)."""
-    try:
-        return {"num_heads": num_heads} if takes_option(mixer, "num_heads") else {}
-    except KeyError:
-        return {}
-
-
-@torch.no_grad()
 def split_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
     """Top-1 accuracy of ``model`` over ``images`` (a float batch it takes) and ``labels``, in chunks."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     correct = 0
-    try:
+    with evaluating(model) as device:
         for start in range(0, len(images), batch_size):
             logits = model(images[start:start + batch_size].to(device))
             correct += int((logits.argmax(-1).cpu() == labels[start:start + batch_size]).sum())
-    finally:
-        model.train(was_training)
     return correct / len(images)
 
 
@@ -133,7 +105,7 @@ class FashionMNISTTask(ImageClassificationData):
 
     name = "fashion-mnist"
     default_mixers = ("softmax", "neighborhood_attention_2d")
-    default_steps = 3000
+    default_steps = 4000
     default_lr = 2e-3
     title = "Fashion-MNIST: a small vision transformer per spatial mixer"
 
@@ -143,7 +115,7 @@ class FashionMNISTTask(ImageClassificationData):
         return IMAGE_SIZE // self.patch_size
 
     def check_mixers(self, options: Mapping[str, Mapping[str, Any]]) -> None:
-        check_mixers_for(options, (SEQUENCE_LAYOUT, *GRID_LAYOUTS), self.dim)
+        check_mixers(options, self.dim, (SEQUENCE_LAYOUT, *GRID_LAYOUTS), causal=False)
 
     def mixer_options(self, mixer: str) -> dict[str, Any]:
         """Every mixer with heads gets ``num_heads``; local mixers a neighbourhood / window / block of about 5/7 of the grid
@@ -157,7 +129,7 @@ class FashionMNISTTask(ImageClassificationData):
             {"window_size": side // 2, "shift_size": side // 4},
             "agent_attention": {"agent_num": 9},
         }
-        return {**heads_option(mixer, self.num_heads), **options.get(mixer, {})}
+        return {**option_if_taken(mixer, "num_heads", self.num_heads), **options.get(mixer, {})}
 
     def build_model(self, mixer: str, mixer_kwargs: Mapping[str, Any]) -> nn.Module:
         from attnzoo.models import VisionTransformer
@@ -190,7 +162,7 @@ class PixelMNISTTask(ImageClassificationData):
     title = "Fashion-MNIST pixel by pixel (sequences of 784)"
 
     def check_mixers(self, options: Mapping[str, Mapping[str, Any]]) -> None:
-        check_mixers_for(options, (SEQUENCE_LAYOUT,), self.dim)
+        check_mixers(options, self.dim, (SEQUENCE_LAYOUT,), causal=False)
 
     def mixer_options(self, mixer: str) -> dict[str, Any]:
         """``num_heads`` for every mixer with heads; windows of about one image row (28 pixels) for the local ones."""
@@ -201,7 +173,7 @@ class PixelMNISTTask(ImageClassificationData):
             "sink_focused_attention": {"group_size": 28},
             "linear_attention": {"is_causal": False},
         }
-        return {**heads_option(mixer, self.num_heads), **options.get(mixer, {})}
+        return {**option_if_taken(mixer, "num_heads", self.num_heads), **options.get(mixer, {})}
 
     def build_model(self, mixer: str, mixer_kwargs: Mapping[str, Any]) -> nn.Module:
         from attnzoo.models import SequenceClassifier

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,6 +65,18 @@ class QualityTask(Protocol):
 
     def settings_markdown(self, train_config: TrainConfig) -> str:
         """A markdown list of the data, model and training settings."""
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[torch.device]:
+    """Score ``model`` in eval mode without gradients, restoring its mode after; yields its device."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
 
 
 def _format(value: Any) -> str:

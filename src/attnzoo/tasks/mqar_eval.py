@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnzoo.models.language_model import SOFTMAX, CausalLanguageModel
-from attnzoo.models.mixers import SEQUENCE_LAYOUT, mixer_factory, takes_option, usable_mixers
+from attnzoo.models.mixers import SEQUENCE_LAYOUT, check_mixers, option_if_taken
+from attnzoo.tasks.harness import evaluating
 from attnzoo.tasks.mqar import IGNORE_INDEX, MQARConfig
 from attnzoo.train import TrainConfig
 
@@ -47,47 +48,16 @@ UNPOSITIONED = ("base_conv",)
 """Mixers whose models get no positional embedding (zoology's convolutional runs use none)."""
 
 
-def check_causal_sequence_mixers(options: Mapping[str, Mapping[str, Any]], dim: int) -> None:
-    """Raise ``ValueError`` naming every mixer that is unknown or, built with its ``options[mixer]``, not a
-    causal ``(B, N, C)`` sequence mixer."""
-    problems = []
-    for mixer, kwargs in options.items():
-        try:
-            mixer_factory(mixer, dim, kwargs)
-        except KeyError:
-            problems.append(f"unknown mixer {mixer!r}")
-        except ValueError as error:
-            problems.append(str(error).split("; usable mixers")[0])
-    if problems:
-        raise ValueError("; ".join(problems) + f". Causal sequence mixers: "
-                         f"{', '.join(usable_mixers((SEQUENCE_LAYOUT,), causal=True))}")
-
-
-def causal_option(mixer: str) -> dict[str, bool]:
-    """``{"is_causal": True}`` for a mixer whose layer has that switch (some default to bidirectional), else
-    ``{}`` (always-causal layers, and unknown names, which ``check_causal_sequence_mixers`` then reports)."""
-    try:
-        return {"is_causal": True} if takes_option(mixer, "is_causal") else {}
-    except KeyError:
-        return {}
-
-
-@torch.no_grad()
 def split_accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
     """:func:`~attnzoo.tasks.query_accuracy` over a whole split, in chunks, logits at the query positions only."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     correct = total = 0
-    try:
+    with evaluating(model) as device:
         for start in range(0, len(inputs), batch_size):
             x = inputs[start:start + batch_size].to(device)
             y = labels[start:start + batch_size].to(device)
             mask = y != IGNORE_INDEX
             correct += int((model(x, at=mask).argmax(-1) == y[mask]).sum())
             total += int(mask.sum())
-    finally:
-        model.train(was_training)
     if total == 0:
         raise ValueError("labels contain no query positions")
     return correct / total
@@ -130,7 +100,7 @@ class MQARTask:
         return self.batch_size * self.seq_len
 
     def check_mixers(self, options: Mapping[str, Mapping[str, Any]]) -> None:
-        check_causal_sequence_mixers(options, self.d_model)
+        check_mixers(options, self.d_model, (SEQUENCE_LAYOUT,), causal=True)
 
     def prepare(self) -> None:
         if not self._data:
@@ -138,7 +108,7 @@ class MQARTask:
 
     def mixer_options(self, mixer: str) -> dict[str, Any]:
         window = max(1, self.seq_len // 4) | 1  # odd: neighborhood kernels must be
-        return {**causal_option(mixer), **{
+        return {**option_if_taken(mixer, "is_causal", True), **{
             SOFTMAX: {"num_heads": 1},
             "sliding_window_attention": {"num_heads": 1, "window": window},
             "neighborhood_attention_1d": {"num_heads": 1, "kernel_size": window, "rel_pos_bias": False},
