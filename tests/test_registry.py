@@ -66,3 +66,14 @@ def test_auto_passes_the_tiled_kernel_over_when_the_neighborhood_covers_most_of_
     assert select_implementation("neighborhood_attention_2d", "tiled", dense).name == "tiled"  # by name: runs
     torch.testing.assert_close(neighborhood_attention_2d(q, q, q, kernel_size=5),
                                neighborhood_attention_2d(q, q, q, kernel_size=5, impl="tiled"))
+
+
+def test_auto_takes_the_kernelized_fft_only_from_4096_tokens() -> None:
+    from attnzoo.registry import explain
+
+    q = torch.randn(1, 2, 8, 4)
+    short, long = CallFacts.of([q], bias=True, length=1024), CallFacts.of([q], bias=True, length=4096)
+    assert select_implementation("kernelized_rpe_attention", "auto", short).name == "reference"
+    assert "length 1024 is below 4096" in explain("kernelized_rpe_attention", short)
+    assert select_implementation("kernelized_rpe_attention", "auto", long).name == "fft"
+    assert select_implementation("kernelized_rpe_attention", "fft", short).name == "fft"

@@ -53,6 +53,9 @@ class Capabilities:
     auto_max_coverage: float | None = None
     """``impl="auto"`` passes this implementation over for calls whose :attr:`CallFacts.coverage` exceeds this
     (where a dense path is as fast, measured); ``None``: no limit. Asking for it by name still runs it."""
+    auto_min_length: int | None = None
+    """``impl="auto"`` passes this implementation over for calls whose :attr:`CallFacts.length` is below this
+    (where the dense reference is faster, measured); ``None``: no limit."""
     available: Callable[[], str | None] = field(default=lambda: None, compare=False)
     """Returns ``None`` when the implementation's software is importable, else why not."""
 
@@ -80,15 +83,18 @@ class CallFacts:
     bias: bool = False
     coverage: float = 0.0
     """Fraction of the keys a query may attend to (window volume / tokens) for windowed patterns; 0 if unknown."""
+    length: int = 0
+    """Sequence length ``N`` where an implementation's speed depends on it; 0 if not given."""
 
     @classmethod
     def of(cls, tensors: Sequence[torch.Tensor], *, causal: bool = False, dilation: bool = False,
-           bias: bool = False, coverage: float = 0.0) -> CallFacts:
+           bias: bool = False, coverage: float = 0.0, length: int = 0) -> CallFacts:
         """Facts from the input tensors (the first one sets device, dtype and head dim) and the options."""
         first = tensors[0]
         return cls(device=first.device.type, dtype=first.dtype,
                    needs_grad=torch.is_grad_enabled() and any(t.requires_grad for t in tensors),
-                   head_dim=first.shape[-1], causal=causal, dilation=dilation, bias=bias, coverage=coverage)
+                   head_dim=first.shape[-1], causal=causal, dilation=dilation, bias=bias, coverage=coverage,
+                   length=length)
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,10 @@ class Implementation:
         if limit is not None and facts.coverage > limit:
             return (f"auto passes it over: each query sees {facts.coverage:.0%} of the keys, above "
                     f"{limit:.0%}, where the dense reference is as fast (ask for it by name)")
+        shortest = self.capabilities.auto_min_length
+        if shortest is not None and 0 < facts.length < shortest:
+            return (f"auto passes it over: length {facts.length} is below {shortest}, where the dense reference "
+                    "is faster (ask for it by name)")
         return None
 
     def not_supported_reasons(self, facts: CallFacts) -> list[str]:

@@ -79,7 +79,8 @@ def kernelized_rpe_attention(query: torch.Tensor, key: torch.Tensor, value: torc
         raise ValueError(f"projection is given with feature_map={feature_map!r}; expected it only with "
                          "'softmax_kernel'")
     tensors = [t for t in (query, key, value, rpe, projection) if t is not None]
-    implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=is_causal, bias=True))
+    implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=is_causal, bias=True,
+                                                                             length=query.shape[-2]))
     if query.shape[0] == 0 or heads == 0:
         return empty_output(query, key, value)
     return implementation.fn(query, key, value, rpe=rpe, feature_map=feature_map, projection=projection,
