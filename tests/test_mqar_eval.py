@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def test_rows_have_every_field_and_files_are_written(tmp_path: Path) -> None:
         assert row["steps"] == 3 and row["params"] > 0 and row["train_time_s"] > 0
         assert row["train_items_per_s"] == pytest.approx(3 * 8 * 16 / row["train_time_s"])
         assert 0.0 <= row["test_accuracy"] <= 1.0
-        assert (tmp_path / "runs" / row["mixer"] / "metrics.jsonl").exists()
+        assert (tmp_path / "runs" / "mqar" / row["mixer"] / "metrics.jsonl").exists()
     doc = json.loads((tmp_path / "mqar.json").read_text())
     assert doc["task"] == "mqar" and [r["mixer"] for r in doc["rows"]] == list(DEFAULT_MIXERS)
     assert doc["settings"]["seq_len"] == 16 and "_data" not in doc["settings"]
@@ -44,7 +45,8 @@ def test_seeded_runs_repeat_exactly(tmp_path: Path) -> None:
     first = _run(tmp_path / "a", ("softmax",))[0]
     second = _run(tmp_path / "b", ("softmax",))[0]
     assert first["test_accuracy"] == second["test_accuracy"]
-    losses = [[r["loss"] for r in read_jsonl(tmp_path / d / "runs" / "softmax" / "metrics.jsonl")] for d in "ab"]
+    losses = [[r["loss"] for r in read_jsonl(tmp_path / d / "runs" / "mqar" / "softmax" / "metrics.jsonl")]
+              for d in "ab"]
     assert losses[0] == losses[1]
 
 
@@ -102,3 +104,20 @@ def test_cli_unknown_mixer_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown mixer 'nope'"):
         cli.main(["eval", "mqar", "--mixers", "softmax,nope", "--seq-len", "16", "--num-kv-pairs", "2",
                   "--vocab-size", "64", "--out", str(tmp_path), "--no-progress"])
+
+
+def test_resume_continues_an_interrupted_evaluation_exactly(tmp_path: Path) -> None:
+    whole = evaluate_mixers(TINY, ("softmax",), _train_config(6), tmp_path / "whole", progress=False)[0]
+    cut = tmp_path / "cut"
+    from attnzoo.train import train as engine
+
+    TINY.prepare()
+    torch.manual_seed(0)
+    model = TINY.build_model("softmax", TINY.mixer_options("softmax"))
+    engine(model, TINY.batch, TINY.loss, replace(_train_config(6), out_dir=str(cut / "runs" / "mqar" / "softmax")),
+           max_steps_this_run=3)  # stops after 3 of 6 steps with a checkpoint, as an interrupted run would
+    resumed = evaluate_mixers(TINY, ("softmax",), _train_config(6), cut, progress=False, resume=True)[0]
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    last = [[(r["step"], r["loss"]) for r in read_jsonl(d / "runs" / "mqar" / "softmax" / "metrics.jsonl")][-1]
+            for d in (tmp_path / "whole", cut)]
+    assert last[0] == last[1] and last[0][0] == 6  # the same loss at the same last step, bit for bit

@@ -115,10 +115,11 @@ def _eval(args: argparse.Namespace) -> int:
     task = task_class(**{f.name: getattr(args, f.name) for f in task_fields(task_class)})
     mixers = [name.strip() for name in args.mixers.split(",") if name.strip()]
     train_config = TrainConfig(steps=args.steps, lr=args.lr, warmup_steps=min(100, args.steps // 10),
-                               seed=args.seed, progress=not args.no_progress, device=DEVICE)
+                               seed=args.seed, progress=not args.no_progress, device=DEVICE,
+                               ckpt_interval=args.ckpt_interval)
     try:
         rows = evaluate_mixers(task, mixers, train_config, args.out, progress=not args.no_progress,
-                               command=args.command)
+                               command=args.command, resume=args.resume)
     except ValueError as error:
         raise SystemExit(f"attnzoo eval {args.task}: {error}") from None
     print(markdown(rows, score_metrics(rows)))
@@ -156,6 +157,10 @@ def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
                 command.add_argument(flag, type={"int": int, "float": float, "str": str}[kind], default=f.default,
                                      help=f"(default: {f.default})")
         command.add_argument("--out", default="reports/eval", help="output folder (default: reports/eval)")
+        command.add_argument("--resume", action="store_true",
+                             help="continue each mixer's run from its newest checkpoint in OUT/runs (exact)")
+        command.add_argument("--ckpt-interval", type=int, default=500,
+                             help="steps between checkpoints (default: 500; a final one is always written)")
         command.add_argument("--no-progress", action="store_true", help="no progress bars")
         command.set_defaults(handler=_eval)
 

@@ -3,7 +3,7 @@
 A task (:class:`QualityTask`) says how to build its model around a mixer, draw a training batch, compute the
 loss and score a trained model; :func:`evaluate_mixers` does the rest identically for every task and mixer:
 seeds the initialisation, trains with the shared engine (:func:`attnzoo.train.train`: AdamW, warm-up + cosine,
-clipping, seeded, checkpoints under ``out_dir/runs/<mixer>/``), times the training, scores, and writes
+clipping, seeded, checkpoints under ``out_dir/runs/<task>/<mixer>/``), times the training, scores, and writes
 ``out_dir/<task>.json`` plus a markdown table ``out_dir/<task>.md``. ``train_time_s`` is the wall time of the
 engine's call (steps plus the final checkpoint write, not the scoring); ``train_items_per_s`` is the task's
 training items (tokens or images) per second of that time — a throughput measured on the same work as the
@@ -100,14 +100,16 @@ def markdown(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> str:
 
 def evaluate_mixers(task: QualityTask, mixers: Sequence[str], train_config: TrainConfig, out_dir: str | Path, *,
                     mixer_kwargs: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
-                    command: str | None = None) -> list[dict[str, Any]]:
+                    command: str | None = None, resume: bool = False) -> list[dict[str, Any]]:
     """Train one model per mixer on ``task`` and score it; returns one row per mixer.
 
     Rows hold ``mixer``, ``params``, ``steps``, ``train_time_s``, ``train_items_per_s``, every key of the
     task's :meth:`~QualityTask.score` and the ``mixer_kwargs`` used. ``train_config.seed`` also seeds each
-    model's initialisation (a call is reproducible); its ``out_dir`` becomes ``out_dir/runs/<mixer>``.
+    model's initialisation (a call is reproducible); its ``out_dir`` becomes ``out_dir/runs/<task>/<mixer>``.
     ``mixer_kwargs[name]`` overrides the task's defaults for that mixer. Unknown or unusable mixers raise
-    ``ValueError`` before anything trains.
+    ``ValueError`` before anything trains. ``resume=True`` continues each mixer's run from its newest checkpoint
+    under ``out_dir/runs/`` (exactly: weights, optimizer, schedule, RNG and step; a finished run is just scored),
+    so an interrupted evaluation picks up where it stopped; ``train_time_s`` then covers this call only.
     """
     mixers = list(mixers)
     if not mixers:
@@ -123,7 +125,8 @@ def evaluate_mixers(task: QualityTask, mixers: Sequence[str], train_config: Trai
         torch.manual_seed(train_config.seed)
         model = task.build_model(mixer, options[mixer])
         start = time.perf_counter()
-        train(model, task.batch, task.loss, replace(train_config, out_dir=str(out / "runs" / mixer)))
+        train(model, task.batch, task.loss, replace(train_config, out_dir=str(out / "runs" / task.name / mixer)),
+              resume=resume)
         train_time = time.perf_counter() - start
         rows.append({"mixer": mixer, "params": sum(p.numel() for p in model.parameters()),
                      "steps": train_config.steps, "train_time_s": train_time,
