@@ -95,7 +95,7 @@ def _compare_quality(args: argparse.Namespace, out: Path) -> list:
     mixers = (args.mqar_mixers.split(",") if args.mqar_mixers
               else usable_mixers((SEQUENCE_LAYOUT,), causal=True))
     settings = COMPARE_SETTINGS[:2] if args.quick else COMPARE_SETTINGS
-    task = MQARTask(train_examples=10_000, test_examples=500)
+    task = MQARTask(train_examples=10_000, test_examples=500, batch_size=args.mqar_batch_size)
     train_config = TrainConfig(steps=args.mqar_steps // 3 if args.quick else args.mqar_steps, lr=3e-3,
                                warmup_steps=args.mqar_steps // 10, progress=False, device=DEVICE)
     try:
@@ -185,6 +185,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "compare":
             command.add_argument("--mqar-steps", type=int, default=300,
                                  help="training steps per MQAR run of the quality sweep (default: 300)")
+            command.add_argument("--mqar-batch-size", type=int, default=32,
+                                 help="examples per MQAR training step (default: 32)")
             command.add_argument("--mqar-mixers", metavar="A,B,C",
                                  help="mixers of the quality sweep (default: every causal sequence mixer)")
             command.add_argument("--no-quality", action="store_true", help="speed and memory only")
