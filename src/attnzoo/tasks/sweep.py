@@ -78,7 +78,7 @@ def leaderboard(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def plot_accuracy_vs_length(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Test accuracy against sequence length, a line per mixer."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
     for i, (mixer, by_len) in enumerate(_by_mixer(rows).items()):
         lengths = sorted(by_len)
         ax.plot(lengths, [100 * by_len[n]["test_accuracy"] for n in lengths], marker="o", color=f"C{i % 10}",
@@ -90,7 +90,7 @@ def plot_accuracy_vs_length(rows: Sequence[Mapping[str, Any]], path: Path) -> Pa
     ax.set_ylabel("MQAR test accuracy (%)")
     ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("MQAR recall against sequence length (same budget per run)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -101,12 +101,11 @@ def plot_accuracy_vs_length(rows: Sequence[Mapping[str, Any]], path: Path) -> Pa
 def plot_quality_vs_throughput(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Accuracy at the longest length against training throughput on the same runs, a point per mixer."""
     longest = max(r["seq_len"] for r in rows)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
     for i, row in enumerate(r for r in rows if r["seq_len"] == longest):
-        ax.scatter(row["train_items_per_s"], 100 * row["test_accuracy"], color=f"C{i % 10}",
-                   marker="o" if i < 10 else "s", label=row["mixer"])
-        ax.annotate(row["mixer"], (row["train_items_per_s"], 100 * row["test_accuracy"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+        ax.scatter(row["train_items_per_s"], 100 * row["test_accuracy"], color=f"C{i % 10}", s=40, alpha=0.8,
+                   marker="os^Dv<>ph*"[i % 10], label=row["mixer"])
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_xscale("log")
     ax.set_xlabel(f"training throughput at L={longest} (tokens/s, forward + backward + optimizer)")
     ax.set_ylabel(f"MQAR test accuracy at L={longest} (%)")
