@@ -71,7 +71,8 @@ class VisionTransformer(nn.Module):
         self.patch_embedding = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
         self.position_embedding = nn.Parameter(torch.empty(1, *self.grid, dim))
         nn.init.trunc_normal_(self.position_embedding, std=0.02)
-        unshifted = replace(build, options={**build.options, "shift_size": 0}) if "shift_size" in build.options else build
+        shifted = "shift_size" in build.options
+        unshifted = replace(build, options={**build.options, "shift_size": 0}) if shifted else build
         self.blocks = nn.Sequential(*(Block(dim, (unshifted if i % 2 == 0 else build)(), mlp_ratio)
                                       for i in range(depth)))
         self.norm = nn.LayerNorm(dim)

@@ -41,6 +41,10 @@ class QualityTask(Protocol):
     """Training items (tokens, images) per batch, for the throughput column."""
     item_name: str
     """What an item is (``"tokens"``, ``"images"``)."""
+    default_mixers: tuple[str, ...]
+    default_steps: int
+    default_lr: float
+    """The command line's defaults for ``--mixers``, ``--steps`` and ``--lr``."""
 
     def check_mixers(self, options: Mapping[str, Mapping[str, Any]]) -> None:
         """Raise ``ValueError`` naming every mixer (with its layer options) this task's model cannot take."""

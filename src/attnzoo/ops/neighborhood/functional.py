@@ -17,7 +17,6 @@ attention, k = 1 returns V, dilation decomposes into strided sub-grids.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 
 import torch
@@ -58,8 +57,9 @@ def _neighborhood_attention(ndim: int, query: torch.Tensor, key: torch.Tensor, v
         check_tensor_like("rpb", rpb, table, query)
     scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
     tensors = [t for t in (query, key, value, rpb) if t is not None]
+    coverage = math.prod(pattern.kernel_size) / max(1, math.prod(pattern.shape))  # keys seen per query / tokens
     facts = CallFacts.of(tensors, causal=any(pattern.is_causal), dilation=any(d > 1 for d in pattern.dilation),
-                         bias=rpb is not None, coverage=math.prod(pattern.kernel_size) / max(1, math.prod(pattern.shape)))
+                         bias=rpb is not None, coverage=coverage)
     implementation = select_implementation(VARIANT_NAMES[ndim], impl, facts)
     if query.shape[0] == 0 or query.shape[1] == 0:
         return empty_output(query, key, value)
