@@ -14,7 +14,7 @@ from attnzoo.bench.suites.linear import DecodeSpec, LightningSpec, linear_cases
 from attnzoo.layers import LightningAttention, LinearAttention
 from attnzoo.ops import alibi_slopes, lightning_attention, linear_attention, tnl_slopes
 from attnzoo.ops.linear import random_projection
-from attnzoo.ops.linear.decayed import decayed_block_prefix
+from attnzoo.ops.lightning.chunked import decayed_block_prefix
 
 FORMS = ("chunked", "recurrent", "reference")
 

@@ -10,8 +10,11 @@ import torch
 
 from attnzoo.catalog.common import REFERENCE, case_future_mask, random_tensor
 from attnzoo.layers.linear import LightningAttention, LinearAttention
-from attnzoo.ops.linear import feature_linear as linear, lightning
-from attnzoo.ops.linear.decayed import decayed_chunked, decayed_recurrent, decayed_reference
+from attnzoo.ops.lightning import functional as lightning
+from attnzoo.ops.linear import feature_linear as linear
+from attnzoo.ops.lightning.chunked import decayed_chunked
+from attnzoo.ops.lightning.recurrent import decayed_recurrent
+from attnzoo.ops.lightning.reference import decayed_reference
 from attnzoo.registry import Capabilities, Implementation, Paper, Variant, register
 
 LIGHTNING_PAPER = Paper("Various Lengths, Constant Speed: Efficient Language Modeling with Lightning Attention",

@@ -9,7 +9,7 @@ from torch import nn
 
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, random_projection
-from attnzoo.ops.linear.lightning import lightning_attention, tnl_slopes
+from attnzoo.ops.lightning.functional import lightning_attention, tnl_slopes
 from attnzoo.ops.linear.feature_linear import linear_attention
 
 

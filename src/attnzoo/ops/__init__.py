@@ -7,7 +7,8 @@ from attnzoo.ops.dense import dense_attention
 from attnzoo.ops.halo import halo_attention
 from attnzoo.ops.karat import fourier_karat
 from attnzoo.ops.kernelized import kernelized_rpe_attention
-from attnzoo.ops.linear import alibi_slopes, lightning_attention, linear_attention, tnl_slopes
+from attnzoo.ops.lightning import alibi_slopes, lightning_attention, tnl_slopes
+from attnzoo.ops.linear import linear_attention
 from attnzoo.ops.lmu import lmu_memory
 from attnzoo.ops.neighborhood import (
     neighborhood_attention_1d,

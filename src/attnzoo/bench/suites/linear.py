@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from attnzoo.bench.case import Case, Inputs, Workload, select_cases
 from attnzoo.bench.ours import DENSE_SDPA, registry_case
 from attnzoo.bench.peers.fla_naive import fla_naive_case
-from attnzoo.ops.linear.lightning import VARIANT_NAME, lightning_attention, tnl_slopes
+from attnzoo.ops.lightning.functional import VARIANT_NAME, lightning_attention, tnl_slopes
 
 FAMILY = "linear"
 ORACLE_SCORE_LIMIT = 2**26

@@ -1,9 +1,8 @@
-"""Linear attention family (paper 54 lightning attention; feature-map linear attention): reference, chunked and
-recurrent forms with explicit ``initial_state`` / ``final_state``."""
+"""Feature-map linear attention (Katharopoulos et al. 2020, arXiv 2006.16236): reference, chunked and recurrent
+forms with explicit ``initial_state`` / ``final_state``; the causal forms are lightning attention's without decay
+(:mod:`attnzoo.ops.lightning`)."""
 
 from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, random_projection
-from attnzoo.ops.linear.lightning import alibi_slopes, lightning_attention, tnl_slopes
 from attnzoo.ops.linear.feature_linear import linear_attention
 
-__all__ = ["FEATURE_MAPS", "alibi_slopes", "lightning_attention", "linear_attention", "random_projection",
-           "tnl_slopes"]
+__all__ = ["FEATURE_MAPS", "linear_attention", "random_projection"]

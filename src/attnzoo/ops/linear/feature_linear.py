@@ -8,7 +8,7 @@ With ``φ`` from :mod:`.feature_maps`, causal (sums over ``j <= t``) or not (ove
 
 The normaliser is linear attention of the value 1, so the normalised op runs the same core on values with a
 column of ones appended and divides; its state is ``(B, H, M, E + 1)``: ``Σ φ(k) vᵀ`` with ``Σ φ(k)`` as the
-last column (``M`` = feature dim). Causal forms are those of :mod:`.decayed` without decay; non-causal ones
+last column (``M`` = feature dim). Causal forms are those of :mod:`attnzoo.ops.lightning` without decay; non-causal ones
 are the dense product (reference), ``φ(Q) (φ(K)ᵀ V)`` (chunked) and the state accumulated token by token
 (recurrent). Verified: the three forms agree in float64 to 1e-10 (tests); softmax-kernel features approach
 softmax attention as the feature count grows (test).
@@ -20,9 +20,11 @@ from collections.abc import Callable
 
 import torch
 
-from attnzoo.ops.linear.decayed import decayed_chunked, decayed_recurrent, decayed_reference
+from attnzoo.ops.lightning.chunked import decayed_chunked
+from attnzoo.ops.lightning.recurrent import decayed_recurrent
+from attnzoo.ops.lightning.reference import decayed_reference
 from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, apply_feature_map, random_projection
-from attnzoo.ops.linear.lightning import check_block_size
+from attnzoo.ops.lightning.functional import check_block_size
 from attnzoo.registry import CallFacts, select_implementation
 from attnzoo.validation import check_qkv, check_tensor_like, empty_output
 

@@ -5,8 +5,8 @@ Causal, unnormalised, decayed linear attention with one decay per head::
 
     o_t = Σ_{j<=t} λ_h^{t-j} (q_t·k_j) v_j,    λ_h = exp(-s_h)
 
-computed as intra-block masked attention plus an inter-block carried state (see :mod:`.decayed` for the three
-forms and their costs). Slopes: :func:`alibi_slopes` (``lightning_attn/utils/utils.py::_build_slope_tensor``)
+computed as intra-block masked attention plus an inter-block carried state (see :mod:`attnzoo.ops.lightning` for the
+three forms and their costs). Slopes: :func:`alibi_slopes` (``lightning_attn/utils/utils.py::_build_slope_tensor``)
 and :func:`tnl_slopes` (the per-layer scaling of ``examples/module/tnl_attn.py``). Verified: the TNL block and
 its slope scaling were read in the official repository (OpenNLPLab/lightning-attention, ``tnl_attn.py``); the
 block equations of ``lightning_attn2.py`` and the slope construction come from the project's notes on that code

@@ -1,0 +1,27 @@
+"""Decayed linear attention, the oracle: ``O = ((Q Kᵀ) ⊙ M) V`` with ``M_ij = λ^{i-j}`` for ``i >= j``
+(``lightning_attn/ops/torch/linear_attention.py::get_mask`` of the official code). O(N² (D + E)) time and O(N²)
+memory. Signature and conventions: :mod:`attnzoo.ops.lightning`."""
+
+from __future__ import annotations
+
+import torch
+
+from attnzoo.ops.lightning.decay import decay_weights
+
+
+def decayed_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, decay: torch.Tensor | None,
+                      initial_state: torch.Tensor | None, block_size: int,
+                      output_final_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The oracle: dense scores times the explicit ``(H, N, N)`` decay mask (``block_size`` is unused)."""
+    n = query.shape[-2]
+    t = torch.arange(n, device=query.device)
+    mask = decay_weights(decay, t[:, None] - t[None, :], query)  # (H, N, N)
+    out = ((query @ key.transpose(-1, -2)) * mask) @ value
+    if initial_state is not None:
+        out = out + (query * decay_weights(decay, t + 1, query)[..., None]) @ initial_state
+    final = None
+    if output_final_state:
+        final = (key * decay_weights(decay, n - 1 - t, query)[..., None]).transpose(-1, -2) @ value
+        if initial_state is not None:
+            final = final + decay_weights(decay, t.new_tensor([n]), query)[..., None] * initial_state
+    return out, final
