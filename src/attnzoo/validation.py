@@ -1,19 +1,82 @@
-"""Input checks shared by every op: each error names the argument, the value given and what is expected."""
+"""Input checks shared by every op: each error names the argument, the value given and what is expected.
+
+Scalars are taken only in their own Python types, nothing is converted: a flag must be a ``bool`` (not ``0`` /
+``1``, not ``"False"``, not ``None``, not a numpy or tensor bool: pass ``bool(x)`` to convert one on purpose), an
+integer option a Python ``int`` (not a ``bool``, a float or a numpy integer), a real option an ``int`` or
+``float`` (numpy's ``float64`` is a ``float``; not a ``bool``, a string or a tensor). A value of the wrong type
+raises :class:`ArgumentTypeError`, a value out of range ``ValueError``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
-from attnzoo.registry import FLOAT_DTYPES
+from attnzoo.registry import FLOAT_DTYPES, NotSupportedError
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An option of the wrong type. Both a ``TypeError`` and a ``ValueError``, so that code catching either kind
+    of bad-argument error (as earlier versions raised one or the other) still catches it."""
+
+
+def is_int(value: object) -> bool:
+    """``value`` is a Python ``int`` and not a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value: object) -> bool:
+    """``value`` is a Python ``int`` or ``float`` (numpy's ``float64`` included) and not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_flag(name: str, value: bool) -> bool:
+    """``value`` must be a ``bool``; returns it."""
+    if not isinstance(value, bool):
+        raise ArgumentTypeError(f"{name}={value!r}: expected a bool (True or False), got {type(value).__name__}")
+    return value
+
+
+def check_int(name: str, value: int, minimum: int = 1) -> int:
+    """``value`` must be an ``int`` (not a ``bool``) ``>= minimum``; returns it."""
+    if not is_int(value):
+        raise ArgumentTypeError(f"{name}={value!r}: expected an int >= {minimum}, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r}: expected an int >= {minimum}")
+    return value
+
+
+def check_optional_int(name: str, value: int | None, minimum: int = 1) -> int | None:
+    """``None``, or an ``int >= minimum`` (see :func:`check_int`)."""
+    return None if value is None else check_int(name, value, minimum)
+
+
+def check_real(name: str, value: float, *, minimum: float = 0.0, inclusive: bool = False) -> float:
+    """``value`` must be a finite real ``int`` / ``float`` (not a ``bool``, string or tensor) ``> minimum``
+    (``>= minimum`` when ``inclusive``); returns it as a ``float``."""
+    bound = f"{'>=' if inclusive else '>'} {minimum}"
+    if not is_real(value):
+        raise ArgumentTypeError(f"{name}={value!r}: expected a finite real number {bound}, "
+                                f"got {type(value).__name__}")
+    if not math.isfinite(value) or not (value >= minimum if inclusive else value > minimum):
+        raise ValueError(f"{name}={value!r}: expected a finite real number {bound}")
+    return float(value)
+
+
+def check_scale(name: str, value: float | None, default: float) -> float:
+    """An attention scale: ``default`` for ``None``, else a finite real number > 0 (see :func:`check_real`)."""
+    return default if value is None else check_real(name, value)
 
 
 def per_axis(value: int | Sequence[int], ndim: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
     """``value`` as one int per spatial axis: an int is repeated, a sequence must have ``ndim`` ints."""
-    values = (value,) * ndim if isinstance(value, int) else tuple(value) if isinstance(value, Sequence) else ()
-    if len(values) != ndim or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"{name}={value!r}: expected an int or a sequence of {ndim} ints")
+    values = (value,) * ndim if is_int(value) else tuple(value) if isinstance(value, Sequence) else ()
+    if len(values) != ndim or not all(is_int(v) for v in values):
+        raise ArgumentTypeError(f"{name}={value!r}: expected an int or a sequence of {ndim} ints")
     if any(v < minimum for v in values):
         raise ValueError(f"{name}={value!r}: every entry must be >= {minimum}")
     return values
@@ -23,8 +86,32 @@ def per_axis_flags(value: bool | Sequence[bool], ndim: int, name: str) -> tuple[
     """``value`` as one bool per spatial axis."""
     values = (value,) * ndim if isinstance(value, bool) else tuple(value) if isinstance(value, Sequence) else ()
     if len(values) != ndim or not all(isinstance(v, bool) for v in values):
-        raise ValueError(f"{name}={value!r}: expected a bool or a sequence of {ndim} bools")
+        raise ArgumentTypeError(f"{name}={value!r}: expected a bool or a sequence of {ndim} bools")
     return values
+
+
+def first_order_only(implementation: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate the ``backward`` of a custom ``autograd.Function`` that has no double backward.
+
+    Wraps :func:`torch.autograd.function.once_differentiable` and, when the backward runs with grad mode on
+    (``create_graph=True``), raises :class:`attnzoo.NotSupportedError` at once instead of returning
+    second-order gradients that are silently ``None`` (under ``allow_unused``) or torch's bare error later.
+    """
+
+    def decorate(backward: Callable[..., Any]) -> Callable[..., Any]:
+        once = torch.autograd.function.once_differentiable(backward)
+
+        @functools.wraps(backward)
+        def wrapper(ctx: Any, *grads: Any) -> Any:  # noqa: ANN401
+            if torch.is_grad_enabled():
+                raise NotSupportedError(f"{implementation} has no double backward (create_graph=True): its "
+                                        "backward is a hand-written first-order one; impl=\"reference\" "
+                                        "supports double backward")
+            return once(ctx, *grads)
+
+        return wrapper
+
+    return decorate
 
 
 def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, spatial_dims: int,

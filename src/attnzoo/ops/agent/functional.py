@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_tensor_like, check_token_set, empty_output
+from attnzoo.validation import check_qkv, check_scale, check_tensor_like, check_token_set, empty_output
 
 LAYOUT = "(B, H, N, D)"
 VARIANT_NAME = "agent_attention"
@@ -48,7 +48,7 @@ def agent_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
         check_tensor_like("agent_bias", agent_bias, (h, m, n), query)
     if query_bias is not None:
         check_tensor_like("query_bias", query_bias, (h, n, m), query)
-    scale = d ** -0.5 if scale is None else float(scale)
+    scale = check_scale("scale", scale, d ** -0.5)
     tensors = [t for t in (query, key, value, agents, agent_bias, query_bias) if t is not None]
     implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(
         tensors, bias=agent_bias is not None or query_bias is not None))

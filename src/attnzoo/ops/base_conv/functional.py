@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from attnzoo.ops.base_conv.common import SEQUENCE_LAYOUT, check_sequence
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_tensor_like
+from attnzoo.validation import check_flag, check_tensor_like
 
 VARIANT_NAME = "base_conv"
 LAYOUT = SEQUENCE_LAYOUT
@@ -50,6 +50,7 @@ def base_conv(x: torch.Tensor, kernel: torch.Tensor, proj_weight: torch.Tensor, 
     for name, bias in (("proj_bias", proj_bias), ("conv_bias", conv_bias)):
         if bias is not None:
             check_tensor_like(name, bias, (channels,), x, "x")
+    check_flag("use_act", use_act)
     tensors = [t for t in (x, kernel, proj_weight, proj_bias, conv_bias) if t is not None]
     implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=True))
     conv = implementation.fn(x, kernel)

@@ -36,23 +36,17 @@ import torch
 
 from attnzoo.ops.halo.pattern import HaloPattern
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_tensor_like, empty_output
+from attnzoo.validation import check_flag, check_int, check_qkv, check_scale, check_tensor_like, empty_output
 
 LAYOUT = "(B, H, X, Y, D)"
 VARIANT_NAME = "halo_attention"
 
 
-def _check_int(name: str, value: int, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}={value!r}: expected an int >= {minimum}")
-    return value
-
-
 def halo_pattern(shape: tuple[int, int], block_size: int, halo_size: int, stride: int) -> HaloPattern:
     """Validated pattern: ``block_size >= 1``, ``halo_size >= 0``, ``stride | block_size | X, Y``."""
-    _check_int("block_size", block_size, 1)
-    _check_int("halo_size", halo_size, 0)
-    _check_int("stride", stride, 1)
+    check_int("block_size", block_size)
+    check_int("halo_size", halo_size, 0)
+    check_int("stride", stride)
     if block_size % stride:
         raise ValueError(f"stride={stride}: must divide block_size={block_size} (strided queries per block)")
     if shape[0] % block_size or shape[1] % block_size:
@@ -83,14 +77,13 @@ def halo_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     ``D ** -0.5``; ``stride``: query stride ``s`` dividing ``block_size``; ``impl``: ``"auto"``, ``"blocked"`` or
     ``"reference"``. Time O(X · Y / s² · (b + 2h)² · D).
     """
-    _check_inputs(query, key, value, stride if isinstance(stride, int) else 1)
+    _check_inputs(query, key, value, check_int("stride", stride))
     pattern = halo_pattern(tuple(key.shape[2:4]), block_size, halo_size, stride)
-    if not isinstance(mask_padding, bool):
-        raise ValueError(f"mask_padding={mask_padding!r}: expected a bool")
+    check_flag("mask_padding", mask_padding)
     for name, table in (("rel_h", rel_h), ("rel_w", rel_w)):
         if table is not None:
             check_tensor_like(name, table, (2 * pattern.window - 1, query.shape[-1]), query)
-    scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
+    scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
     tensors = [t for t in (query, key, value, rel_h, rel_w) if t is not None]
     facts = CallFacts.of(tensors, bias=rel_h is not None or rel_w is not None)
     implementation = select_implementation(VARIANT_NAME, impl, facts)

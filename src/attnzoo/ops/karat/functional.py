@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_tensor_like, empty_output
+from attnzoo.validation import check_qkv, check_scale, check_tensor_like, empty_output
 
 VARIANT_NAME = "fourier_karat"
 LAYOUT = "(B, H, N, D)"
@@ -51,7 +51,7 @@ def fourier_karat(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, c
     check_tensor_like("cos_coef", cos_coef, (heads, rank, n, grid), query)
     check_tensor_like("sin_coef", sin_coef, (heads, rank, n, grid), query)
     check_tensor_like("proj", proj, (heads, n, rank), query)
-    scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
+    scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
     facts = CallFacts.of([query, key, value, cos_coef, sin_coef, proj])
     implementation = select_implementation(VARIANT_NAME, impl, facts)
     if query.shape[0] == 0 or heads == 0:

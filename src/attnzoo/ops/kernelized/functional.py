@@ -28,7 +28,7 @@ import torch
 
 from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, random_projection
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_tensor_like, empty_output
+from attnzoo.validation import check_flag, check_int, check_qkv, check_tensor_like, empty_output
 
 LAYOUT = "(B, H, N, D)"
 VARIANT_NAME = "kernelized_rpe_attention"
@@ -58,20 +58,16 @@ def kernelized_rpe_attention(query: torch.Tensor, key: torch.Tensor, value: torc
     heads, n, d = query.shape[1], query.shape[2], query.shape[3]
     if feature_map not in FEATURE_MAPS:
         raise ValueError(f"feature_map={feature_map!r}: expected one of {FEATURE_MAPS}")
-    for name, flag in (("is_causal", is_causal), ("normalize", normalize)):
-        if not isinstance(flag, bool):
-            raise ValueError(f"{name}={flag!r}: expected a bool")
-    if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
-        raise ValueError(f"block_size={block_size!r}: expected an int >= 1")
+    check_flag("is_causal", is_causal)
+    check_flag("normalize", normalize)
+    check_int("block_size", block_size)
     if rpe is None:
         rpe = query.new_zeros(heads, 2 * n - 1)
     check_tensor_like("rpe", rpe, (heads, 2 * n - 1), query)
     if feature_map == "softmax_kernel":
         if projection is None:
-            m = default_num_features(d) if num_features is None else num_features
-            if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-                raise ValueError(f"num_features={num_features!r}: expected an int >= 1")
-            projection = random_projection(d, m, seed, dtype=query.dtype, device=query.device)
+            m = default_num_features(d) if num_features is None else check_int("num_features", num_features)
+            projection = random_projection(d, m, check_int("seed", seed, 0), dtype=query.dtype, device=query.device)
         if not isinstance(projection, torch.Tensor) or projection.dim() != 2:
             raise ValueError(f"projection has shape {tuple(getattr(projection, 'shape', ()))}; expected 2-D (D, m)")
         check_tensor_like("projection", projection, (d, projection.shape[1]), query)

@@ -20,13 +20,11 @@ length 2N, first N outputs; ``forward_recurrent``: ``m = m Āᵀ + u B̄ᵀ``). 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from attnzoo.ops.base_conv.common import SEQUENCE_LAYOUT, check_sequence
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_tensor_like
+from attnzoo.validation import check_flag, check_int, check_real, check_tensor_like
 
 VARIANT_NAME = "lmu_memory"
 LAYOUT = SEQUENCE_LAYOUT
@@ -44,13 +42,12 @@ def lmu_memory(x: torch.Tensor, order: int, theta: float, initial_state: torch.T
     ``x_s`` for ``s <= t`` only.
     """
     check_sequence("x", x)
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-        raise ValueError(f"order={order!r}: expected an int >= 1 (the number of Legendre coefficients)")
-    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not math.isfinite(theta) or theta <= 0:
-        raise ValueError(f"theta={theta!r}: expected a finite number > 0 (the window length in steps)")
+    check_int("order", order)
+    theta = check_real("theta", theta)
+    check_flag("output_final_state", output_final_state)
     if initial_state is not None:
         check_tensor_like("initial_state", initial_state, (x.shape[0], x.shape[2], order), x, "x")
     tensors = [t for t in (x, initial_state) if t is not None]
     implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=True))
-    memory = implementation.fn(x, order=order, theta=float(theta), initial_state=initial_state)
+    memory = implementation.fn(x, order=order, theta=theta, initial_state=initial_state)
     return (memory, memory[:, -1]) if output_final_state else memory

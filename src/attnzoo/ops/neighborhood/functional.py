@@ -23,7 +23,7 @@ import torch
 
 from attnzoo.masks import NeighborhoodPattern
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_tensor_like, empty_output, per_axis, per_axis_flags
+from attnzoo.validation import check_qkv, check_scale, check_tensor_like, empty_output, per_axis, per_axis_flags
 
 LAYOUTS = {1: "(B, H, N, D)", 2: "(B, H, X, Y, D)", 3: "(B, H, X, Y, Z, D)"}
 VARIANT_NAMES = {1: "neighborhood_attention_1d", 2: "neighborhood_attention_2d", 3: "neighborhood_attention_3d"}
@@ -55,7 +55,7 @@ def _neighborhood_attention(ndim: int, query: torch.Tensor, key: torch.Tensor, v
     if rpb is not None:
         table = (query.shape[1], *(2 * k - 1 for k in pattern.kernel_size))
         check_tensor_like("rpb", rpb, table, query)
-    scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
+    scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
     tensors = [t for t in (query, key, value, rpb) if t is not None]
     coverage = math.prod(pattern.kernel_size) / max(1, math.prod(pattern.shape))  # keys seen per query / tokens
     facts = CallFacts.of(tensors, causal=any(pattern.is_causal), dilation=any(d > 1 for d in pattern.dilation),

@@ -23,15 +23,14 @@ from attnzoo.ops.sliding_window.patterns import (
     SlidingWindowPattern,
 )
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, empty_output, per_axis
+from attnzoo.validation import check_flag, check_qkv, check_scale, empty_output, per_axis
 
 LAYOUT = "(B, H, N, D)"
 
 
 def check_window(window: int, is_causal: bool) -> int:
     """``window >= 1``; odd when bidirectional (a window centred on the query)."""
-    if not isinstance(is_causal, bool):
-        raise TypeError(f"is_causal={is_causal!r}: expected a bool")
+    check_flag("is_causal", is_causal)
     (window,) = per_axis(window, 1, "window")
     if not is_causal and window % 2 == 0:
         raise ValueError(f"window={window}: must be odd when is_causal=False (the window |i - j| <= window // 2 "
@@ -58,7 +57,7 @@ def check_group_size(group_size: int, length: int) -> int:
 
 def _run(variant: str, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pattern: SequencePattern,
          causal: bool, scale: float | None, impl: str) -> torch.Tensor:
-    scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
+    scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
     implementation = select_implementation(variant, impl, CallFacts.of([query, key, value], causal=causal))
     if query.shape[0] == 0 or query.shape[1] == 0:
         return empty_output(query, key, value)

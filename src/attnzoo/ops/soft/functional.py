@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_token_set, empty_output
+from attnzoo.validation import check_int, check_qkv, check_real, check_scale, check_token_set, empty_output
 
 LAYOUT = "(B, H, N, D)"
 VARIANT_NAME = "soft_attention"
@@ -43,13 +43,11 @@ def soft_attention(query: torch.Tensor, value: torch.Tensor, landmarks: torch.Te
     check_qkv(query, query, value, spatial_dims=1, layout=LAYOUT)
     b, h, _, d = query.shape
     check_token_set("landmarks", landmarks, query)
-    if not isinstance(newton_iters, int) or isinstance(newton_iters, bool) or newton_iters < 0:
-        raise ValueError(f"newton_iters={newton_iters!r}: expected an int >= 0")
-    if not regularizer >= 0:
-        raise ValueError(f"regularizer={regularizer!r}: expected a float >= 0")
-    scale = d ** -0.25 if scale is None else float(scale)
+    check_int("newton_iters", newton_iters, 0)
+    regularizer = check_real("regularizer", regularizer, inclusive=True)
+    scale = check_scale("scale", scale, d ** -0.25)
     implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of([query, value, landmarks]))
     if b == 0 or h == 0:
         return empty_output(query, landmarks.sum() * 0, value)
     return implementation.fn(query, value, landmarks, scale=scale, newton_iters=newton_iters,
-                             regularizer=float(regularizer))
+                             regularizer=regularizer)

@@ -29,7 +29,7 @@ import torch
 
 from attnzoo.ops.window.pattern import WindowPattern
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_tensor_like, empty_output, per_axis
+from attnzoo.validation import check_qkv, check_scale, check_tensor_like, empty_output, per_axis
 
 LAYOUT = "(B, H, X, Y, D)"
 VARIANT_NAME = "window_attention_2d"
@@ -64,7 +64,7 @@ def window_attention_2d(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     pattern = window_pattern(tuple(query.shape[2:4]), window_size, shift_size)
     if rpb is not None:
         check_tensor_like("rpb", rpb, (query.shape[1], *(2 * w - 1 for w in pattern.window)), query)
-    scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
+    scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
     tensors = [t for t in (query, key, value, rpb) if t is not None]
     implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, bias=rpb is not None))
     if query.shape[0] == 0 or query.shape[1] == 0:
