@@ -22,7 +22,7 @@ import math
 import torch
 
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_tensor_like, empty_output
+from attnzoo.validation import check_flag, check_int, check_qkv, check_tensor_like, empty_output
 
 LAYOUT = "(B, H, N, D)"
 VARIANT_NAME = "lightning_attention"
@@ -32,8 +32,7 @@ def alibi_slopes(num_heads: int) -> torch.Tensor:
     """ALiBi slopes ``(num_heads,)``: ``2^{-8i/h}``, i = 1..h, for a power of two ``h``; otherwise those of the
     nearest lower power of two followed by every other slope of the next one (Press et al.; the official
     ``_build_slope_tensor``)."""
-    if not isinstance(num_heads, int) or num_heads < 1:
-        raise ValueError(f"num_heads={num_heads!r}: expected an int >= 1")
+    check_int("num_heads", num_heads)
 
     def power_of_two(n: int) -> list[float]:
         start = 2.0 ** (-8.0 / n)
@@ -49,16 +48,11 @@ def alibi_slopes(num_heads: int) -> torch.Tensor:
 def tnl_slopes(num_heads: int, layer_idx: int, num_layers: int) -> torch.Tensor:
     """TransNormerLLM's per-layer decay: ``alibi_slopes(h) · (1 - l / (L - 1) + 1e-5)``, so layer 0 decays
     most and the last layer almost not at all. A single-layer model (``L = 1``) keeps the ALiBi slopes."""
-    if not 0 <= layer_idx < num_layers:
+    check_int("num_layers", num_layers)
+    if not 0 <= check_int("layer_idx", layer_idx, 0) < num_layers:
         raise ValueError(f"layer_idx={layer_idx!r}: expected 0 <= layer_idx < num_layers={num_layers}")
     factor = 1.0 if num_layers == 1 else 1 - layer_idx / (num_layers - 1) + 1e-5
     return alibi_slopes(num_heads) * factor
-
-
-def check_block_size(block_size: int) -> None:
-    """``block_size`` must be an int >= 1."""
-    if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
-        raise ValueError(f"block_size={block_size!r}: expected an int >= 1")
 
 
 def lightning_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -75,7 +69,8 @@ def lightning_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     for decoding) or ``"reference"`` (dense O(N²) oracle). No scaling is applied to ``q·k``.
     """
     check_qkv(query, key, value, spatial_dims=1, layout=LAYOUT)
-    check_block_size(block_size)
+    check_int("block_size", block_size)
+    check_flag("output_final_state", output_final_state)
     b, h, _, d = query.shape
     if decay is not None:
         check_tensor_like("decay", decay, (h,), query)

@@ -24,9 +24,16 @@ from attnzoo.ops.lightning.chunked import decayed_chunked
 from attnzoo.ops.lightning.recurrent import decayed_recurrent
 from attnzoo.ops.lightning.reference import decayed_reference
 from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, apply_feature_map, random_projection
-from attnzoo.ops.lightning.functional import check_block_size
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_tensor_like, empty_output
+from attnzoo.validation import (
+    check_flag,
+    check_int,
+    check_optional_int,
+    check_qkv,
+    check_real,
+    check_tensor_like,
+    empty_output,
+)
 
 LAYOUT = "(B, H, N, D)"
 VARIANT_NAME = "linear_attention"
@@ -104,15 +111,17 @@ def linear_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     ``"chunked"``, ``"recurrent"`` (token at a time) or ``"reference"`` (dense O(N²)).
     """
     check_qkv(query, key, value, spatial_dims=1, layout=LAYOUT)
-    check_block_size(block_size)
+    check_int("block_size", block_size)
+    for name, flag in (("is_causal", is_causal), ("normalize", normalize), ("output_final_state", output_final_state)):
+        check_flag(name, flag)
+    eps = check_real("eps", eps, inclusive=True)
     if feature_map not in FEATURE_MAPS:
         raise ValueError(f"feature_map={feature_map!r}: expected one of {list(FEATURE_MAPS)}")
     b, h, _, d = query.shape
     if feature_map == "softmax_kernel":
         if projection is None:
-            if num_features is not None and (not isinstance(num_features, int) or num_features < 1):
-                raise ValueError(f"num_features={num_features!r}: expected an int >= 1")
-            projection = random_projection(d, num_features or d, seed, query.dtype, query.device)
+            m = check_optional_int("num_features", num_features) or d
+            projection = random_projection(d, m, check_int("seed", seed, 0), query.dtype, query.device)
         elif not isinstance(projection, torch.Tensor) or projection.dim() != 2 or projection.shape[0] != d:
             raise ValueError(f"projection has shape {tuple(getattr(projection, 'shape', ()))}; expected "
                              f"(head_dim={d}, num_features)")
