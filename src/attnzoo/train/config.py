@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+
+def _check(name: str, value: Any, ok: bool, expected: str) -> None:
+    """Raise ``ValueError`` naming the setting, its value and what is expected unless ``ok``."""
+    if not ok:
+        raise ValueError(f"TrainConfig {name}={value!r}: expected {expected}")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -41,15 +52,24 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        if self.log_interval < 1:
-            raise ValueError(f"log_interval must be >= 1, got {self.log_interval}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        _check("steps", self.steps, self.steps >= 1, "an integer >= 1")
+        _check("lr", self.lr, _finite(self.lr) and self.lr > 0, "a finite number > 0")
+        _check("weight_decay", self.weight_decay, _finite(self.weight_decay) and self.weight_decay >= 0,
+               "a finite number >= 0")
+        _check("betas", self.betas, all(0.0 <= b < 1.0 for b in self.betas), "two numbers in [0, 1)")
+        _check("eps", self.eps, _finite(self.eps) and self.eps > 0, "a finite number > 0")
+        _check("warmup_steps", self.warmup_steps, 0 <= self.warmup_steps <= self.steps,
+               f"an integer in [0, steps={self.steps}]")
+        _check("min_lr_ratio", self.min_lr_ratio, 0.0 <= self.min_lr_ratio <= 1.0, "a number in [0, 1]")
+        clip = self.grad_clip
+        _check("grad_clip", clip, clip is None or (_finite(clip) and clip >= 0),
+               "None or a finite number >= 0 (0 or None disables clipping)")
+        _check("log_interval", self.log_interval, self.log_interval >= 1, "an integer >= 1")
+        _check("ckpt_interval", self.ckpt_interval, self.ckpt_interval >= 0,
+               "an integer >= 0 (0: the final checkpoint only)")
+        _check("eval_interval", self.eval_interval, self.eval_interval >= 0, "an integer >= 0 (0: at the end only)")
+        _check("keep_checkpoints", self.keep_checkpoints, self.keep_checkpoints >= 1, "an integer >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-container form (safe for JSON and ``torch.load(weights_only=True)``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -15,7 +16,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from attnzoo.train.checkpoint import load_checkpoint, save_checkpoint
+from attnzoo.train.checkpoint import load_checkpoint, remove_orphaned_tmp_files, save_checkpoint
 from attnzoo.train.config import TrainConfig
 from attnzoo.train.distributed import barrier, init_distributed, mean_across_ranks, shard_batch, to_device
 from attnzoo.train.metrics import JsonlLogger
@@ -35,16 +36,30 @@ EvalFn = Callable[[nn.Module], Mapping[str, float]]
 """``eval_fn(model) -> {name: value}`` on the bare model in eval mode, under ``torch.no_grad`` and with
 the RNG state forked (so evaluation never changes the training trajectory); rank 0 only."""
 
+RunSettings = Mapping[str, Any]
+"""What defines a run beyond :class:`TrainConfig` (task, data and model settings): JSON-able values by name.
+Stored with every checkpoint; a resume with different values is refused."""
+
 CKPT_SUBDIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
+UNSET = "<unset>"
+"""How a setting that one side of a resume does not have is shown in the refusal."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training diverged: the loss or the gradient norm of a step is NaN or infinite (nothing was checkpointed)."""
 
 
 @dataclass
 class TrainResult:
-    """What a call to :func:`train` did: the step reached, whether the run is complete, last numbers."""
+    """What a call to :func:`train` did: the step reached, whether the run is complete, last numbers.
+
+    ``steps_run`` counts the optimizer steps this call ran (``step`` minus the step it resumed from).
+    """
 
     step: int
     finished: bool
+    steps_run: int = 0
     loss: float | None = None
     eval: dict[str, float] = field(default_factory=dict)
     metrics_path: Path | None = None
@@ -73,17 +88,42 @@ RESUME_FIELDS = ("steps", "lr", "weight_decay", "betas", "eps", "warmup_steps", 
 """Settings that must match between a checkpoint and the run resuming it (they shape the trajectory)."""
 
 
-def check_resume_config(saved: TrainConfig, current: TrainConfig) -> None:
-    """Raise ``ValueError`` if ``current`` changes a :data:`RESUME_FIELDS` setting of the checkpointed run."""
-    diff = {f: (getattr(saved, f), getattr(current, f)) for f in RESUME_FIELDS
-            if getattr(saved, f) != getattr(current, f)}
+def plain_settings(settings: RunSettings) -> dict[str, Any]:
+    """``settings`` as JSON containers (tuples become lists, other objects strings): storable, comparable."""
+    return json.loads(json.dumps(dict(settings), default=str))
+
+
+def check_resume_config(saved: TrainConfig, current: TrainConfig, saved_settings: RunSettings | None = None,
+                        current_settings: RunSettings | None = None) -> None:
+    """Raise ``ValueError`` listing each :data:`RESUME_FIELDS` setting and run setting (task, data, model) that
+    ``current`` changes from the checkpointed run, as ``name: old -> new``.
+
+    ``saved_settings=None`` (a checkpoint that recorded none) checks the training settings only.
+    """
+    old = {f: getattr(saved, f) for f in RESUME_FIELDS}
+    new = {f: getattr(current, f) for f in RESUME_FIELDS}
+    if saved_settings is not None:
+        old.update(plain_settings(saved_settings))
+        new.update(plain_settings(current_settings or {}))
+    diff = [f"{name}: {old.get(name, UNSET)!r} -> {new.get(name, UNSET)!r}" for name in {**old, **new}
+            if old.get(name, UNSET) != new.get(name, UNSET)]
     if diff:
-        raise ValueError(f"resume with a different config (saved, current): {diff}; use a new out_dir")
+        raise ValueError(f"resume with a different config than the checkpointed run (old -> new): "
+                         f"{', '.join(diff)}; rerun with the old settings or use a new out_dir")
+
+
+def check_finite(step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+    """Raise :class:`NonFiniteLossError` naming ``step`` and the values if the loss or gradient norm is not finite."""
+    loss = loss.detach()
+    if not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
+        raise NonFiniteLossError(f"training diverged at step {step}: loss {float(loss):g}, gradient norm "
+                                 f"{float(grad_norm):g} (expected finite numbers); nothing of this step was "
+                                 "checkpointed; lower the learning rate or check the data")
 
 
 def train(model: nn.Module, batches: BatchFn, loss_fn: LossFn, config: TrainConfig, *,
           resume: bool = False, max_steps_this_run: int | None = None,
-          eval_fn: EvalFn | None = None) -> TrainResult:
+          eval_fn: EvalFn | None = None, run_settings: RunSettings | None = None) -> TrainResult:
     """Train ``model`` in place for ``config.steps`` optimizer steps (or until ``max_steps_this_run``).
 
     Seeds python/numpy/torch and the data-order generator from ``config.seed``, turns on
@@ -94,6 +134,11 @@ def train(model: nn.Module, batches: BatchFn, loss_fn: LossFn, config: TrainConf
     (``out_dir/checkpoints/``). With ``resume=True`` the newest checkpoint in ``out_dir`` (if any) restores
     weights, optimizer, scheduler, all RNG states and the step, so the run continues bit-exactly.
     ``max_steps_this_run`` stops early (after writing a checkpoint), e.g. to split a run into jobs.
+    ``run_settings`` (task, data, model settings) are stored with every checkpoint; resuming with a different
+    training config or different run settings raises ``ValueError`` listing each change. A checkpoint that does
+    not verify is skipped for the newest one that does (see :func:`~attnzoo.train.load_checkpoint`); temp files
+    of interrupted writes are removed at the start. A NaN or infinite loss or gradient norm raises
+    :class:`NonFiniteLossError` before that step's update (so no checkpoint holds a diverged state).
     """
     info = init_distributed()
     device = resolve_device(config.device, info.local_rank)
@@ -119,15 +164,19 @@ def train(model: nn.Module, batches: BatchFn, loss_fn: LossFn, config: TrainConf
         scheduler = make_scheduler(optimizer, config.steps, config.warmup_steps, config.min_lr_ratio)
 
         step, elapsed_before = 0, 0.0
+        if info.is_main and ckpt_dir is not None and ckpt_dir.is_dir():
+            remove_orphaned_tmp_files(ckpt_dir)
         if resume:
             state = load_checkpoint(ckpt_dir, model, map_location=device)
             if state is not None:
-                check_resume_config(TrainConfig.from_dict(state["config"]), config)
+                check_resume_config(TrainConfig.from_dict(state["config"]), config, state.get("settings"),
+                                    run_settings)
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])
                 restore_rng(state["rng"], data_gen)
                 step, elapsed_before = int(state["step"]), float(state.get("elapsed", 0.0))
         resumed_from = step if resume else None
+        first_step = step
 
         net: nn.Module = model
         if info.enabled:
@@ -148,6 +197,7 @@ def train(model: nn.Module, batches: BatchFn, loss_fn: LossFn, config: TrainConf
             if info.is_main and ckpt_dir is not None:
                 state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                          "rng": capture_rng(data_gen), "config": config.to_dict(),
+                         **({"settings": plain_settings(run_settings)} if run_settings is not None else {}),
                          "elapsed": elapsed_before + time.perf_counter() - t0}
                 save_checkpoint(ckpt_dir, step, model, state, keep=config.keep_checkpoints)
             barrier()
@@ -160,6 +210,7 @@ def train(model: nn.Module, batches: BatchFn, loss_fn: LossFn, config: TrainConf
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            check_finite(step + 1, loss, grad_norm)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -180,7 +231,8 @@ def train(model: nn.Module, batches: BatchFn, loss_fn: LossFn, config: TrainConf
                 bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
             if step == end or (config.ckpt_interval and step % config.ckpt_interval == 0):
                 checkpoint()
-        return TrainResult(step=step, finished=step >= config.steps, loss=last_loss, eval=last_eval,
+        return TrainResult(step=step, finished=step >= config.steps, steps_run=step - first_step, loss=last_loss,
+                           eval=last_eval,
                            metrics_path=out_dir / METRICS_FILE if logger is not None else None,
                            checkpoint_dir=ckpt_dir)
     finally:
