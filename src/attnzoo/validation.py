@@ -67,8 +67,9 @@ def check_real(name: str, value: float, *, minimum: float = 0.0, inclusive: bool
     return float(value)
 
 
-def check_scale(name: str, value: float | None, default: float) -> float:
-    """An attention scale: ``default`` for ``None``, else a finite real number > 0 (see :func:`check_real`)."""
+def check_scale(name: str, value: float | None, default: float | None) -> float | None:
+    """An attention scale: ``default`` for ``None`` (a layer passes ``None`` to keep the op's default), else a
+    finite real number > 0 (see :func:`check_real`)."""
     return default if value is None else check_real(name, value)
 
 

@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.agent.functional import agent_attention
+from attnzoo.validation import check_flag, check_int, per_axis
 
 
 class AgentAttention(nn.Module):
@@ -24,13 +26,14 @@ class AgentAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, resolution: tuple[int, int], agent_num: int = 49,
                  qkv_bias: bool = True, impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
-        pool = round(agent_num ** 0.5)
+        head_dim = check_heads(dim, num_heads)
+        resolution = per_axis(resolution, 2, "resolution")
+        check_flag("qkv_bias", qkv_bias)
+        pool = round(check_int("agent_num", agent_num) ** 0.5)
         if pool * pool != agent_num:
             raise ValueError(f"agent_num={agent_num}: expected a perfect square (agents pooled to a p x p grid)")
-        self.num_heads, self.head_dim, self.agent_num = num_heads, dim // num_heads, agent_num
-        self.resolution, self.impl = tuple(resolution), impl
+        self.dim, self.num_heads, self.head_dim, self.agent_num = dim, num_heads, head_dim, agent_num
+        self.resolution, self.impl = resolution, impl
         height, width = self.resolution
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
@@ -53,7 +56,8 @@ class AgentAttention(nn.Module):
         return agent.reshape(h, m, -1), query + (self.ha_bias + self.wa_bias).reshape(h, -1, m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or tuple(x.shape[1:3]) != self.resolution:
+        check_layer_input(self, x, rank=4, dim=self.dim, layout="(B, H, W, C)")
+        if tuple(x.shape[1:3]) != self.resolution:
             raise ValueError(f"input has shape {tuple(x.shape)}; expected 4-D (B, H, W, C) with (H, W) = "
                              f"{self.resolution}")
         height, width = x.shape[1:3]

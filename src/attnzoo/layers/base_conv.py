@@ -7,7 +7,9 @@ import math
 import torch
 from torch import nn
 
+from attnzoo.layers.checks import check_layer_input
 from attnzoo.ops.base_conv.functional import base_conv
+from attnzoo.validation import check_flag, check_int, check_optional_int
 
 
 class BaseConv(nn.Module):
@@ -24,8 +26,11 @@ class BaseConv(nn.Module):
     def __init__(self, dim: int, l_max: int | None = None, kernel_size: int = 3, use_act: bool = False,
                  impl: str = "auto") -> None:
         super().__init__()
+        check_int("dim", dim)
+        check_flag("use_act", use_act)
+        check_int("kernel_size", kernel_size, -1)
         if kernel_size == -1:
-            if l_max is None or l_max < 1:
+            if check_optional_int("l_max", l_max) is None:
                 raise ValueError(f"l_max={l_max!r}: a long convolution (kernel_size=-1) needs l_max >= 1")
             self.kernel = nn.Parameter(torch.randn(dim, l_max))
             self.conv_bias = None
@@ -35,12 +40,13 @@ class BaseConv(nn.Module):
             self.conv_bias = nn.Parameter(torch.empty(dim).uniform_(-bound, bound))
         else:
             raise ValueError(f"kernel_size={kernel_size!r}: expected an int >= 1 (short conv) or -1 (long conv)")
-        self.long = kernel_size == -1
+        self.dim, self.long = dim, kernel_size == -1
         self.projection = nn.Linear(dim, dim)
         self.use_act = use_act
         self.impl = "fft" if impl == "auto" and self.long else impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         kernel = self.kernel
         if self.long:  # fft_conv returns k ∗ u + u: the identity tap added to tap 0
             kernel = torch.cat([kernel[:, :1] + 1, kernel[:, 1:]], dim=1)

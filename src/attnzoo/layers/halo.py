@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.halo.functional import halo_attention
+from attnzoo.validation import check_flag, check_int
 
 
 class HaloAttention(nn.Module):
@@ -23,9 +25,14 @@ class HaloAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, block_size: int = 8, halo_size: int = 3, stride: int = 1,
                  qkv_bias: bool = False, mask_padding: bool = True, impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
-        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, check_heads(dim, num_heads)
+        check_int("block_size", block_size)
+        check_int("halo_size", halo_size, 0)
+        check_int("stride", stride)
+        for name, flag in (("qkv_bias", qkv_bias), ("mask_padding", mask_padding)):
+            check_flag(name, flag)
+        if block_size % stride:
+            raise ValueError(f"stride={stride}: must divide block_size={block_size} (strided queries per block)")
         self.block_size, self.halo_size, self.stride = block_size, halo_size, stride
         self.mask_padding, self.impl = mask_padding, impl
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
@@ -39,8 +46,7 @@ class HaloAttention(nn.Module):
             nn.init.trunc_normal_(table, std=self.head_dim ** -0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"input has shape {tuple(x.shape)}; expected 4-D (B, H, W, C)")
+        check_layer_input(self, x, rank=4, dim=self.dim, layout="(B, H, W, C)")
         s = self.stride
         q = split_heads(self.q(x[:, ::s, ::s]), self.num_heads)
         k, v = split_heads(self.kv(x), self.num_heads).chunk(2, dim=-1)

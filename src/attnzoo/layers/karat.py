@@ -7,8 +7,10 @@ import math
 import torch
 from torch import nn
 
+from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.karat.functional import fourier_karat
+from attnzoo.validation import check_flag, check_int
 
 
 class FourierKArAtOperator(nn.Module):
@@ -20,6 +22,8 @@ class FourierKArAtOperator(nn.Module):
 
     def __init__(self, num_heads: int, seq_len: int, rank: int = 12, grid: int = 3) -> None:
         super().__init__()
+        for name, size in (("num_heads", num_heads), ("seq_len", seq_len), ("rank", rank), ("grid", grid)):
+            check_int(name, size)
         self.cos_coef = nn.Parameter(torch.randn(num_heads, rank, seq_len, grid))
         self.sin_coef = nn.Parameter(torch.randn(num_heads, rank, seq_len, grid))
         bound = 1 / math.sqrt(rank)
@@ -37,15 +41,16 @@ class FourierKArAtAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, seq_len: int, rank: int = 12, grid: int = 3,
                  qkv_bias: bool = True, operator: FourierKArAtOperator | None = None, impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
-        self.num_heads, self.seq_len, self.impl = num_heads, seq_len, impl
+        check_heads(dim, num_heads)
+        check_flag("qkv_bias", qkv_bias)
+        self.dim, self.num_heads, self.seq_len, self.impl = dim, num_heads, seq_len, impl
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.operator = FourierKArAtOperator(num_heads, seq_len, rank, grid) if operator is None else operator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3 or x.shape[1] != self.seq_len:
+        check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
+        if x.shape[1] != self.seq_len:
             raise ValueError(f"input has shape {tuple(x.shape)}; expected (B, N, C) with N = seq_len = {self.seq_len}")
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         op = self.operator

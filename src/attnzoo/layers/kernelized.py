@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.kernelized.functional import default_num_features, kernelized_rpe_attention
 from attnzoo.ops.linear.feature_maps import random_projection
+from attnzoo.validation import check_flag, check_int, check_optional_int
 
 
 class KernelizedRPEAttention(nn.Module):
@@ -22,19 +24,23 @@ class KernelizedRPEAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, max_len: int = 1024, num_features: int | None = None,
                  seed: int = 0, is_causal: bool = False, qkv_bias: bool = True, impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
-        self.num_heads, self.head_dim, self.max_len = num_heads, dim // num_heads, max_len
+        head_dim = check_heads(dim, num_heads)
+        check_int("max_len", max_len)
+        check_int("seed", seed, 0)
+        for name, flag in (("is_causal", is_causal), ("qkv_bias", qkv_bias)):
+            check_flag(name, flag)
+        self.dim, self.num_heads, self.head_dim, self.max_len = dim, num_heads, head_dim, max_len
         self.is_causal, self.impl = is_causal, impl
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.rpe = nn.Parameter(torch.zeros(num_heads, 2 * max_len - 1))
-        m = default_num_features(self.head_dim) if num_features is None else num_features
+        m = check_optional_int("num_features", num_features) or default_num_features(head_dim)
         self.register_buffer("projection", random_projection(self.head_dim, m, seed))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3 or x.shape[1] > self.max_len:
-            raise ValueError(f"input has shape {tuple(x.shape)}; expected 3-D (B, N, C) with N <= "
+        check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
+        if x.shape[1] > self.max_len:
+            raise ValueError(f"input has shape {tuple(x.shape)}; expected (B, N, C) with N <= "
                              f"max_len={self.max_len}")
         n = x.shape[1]
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)

@@ -7,15 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, random_projection
 from attnzoo.ops.lightning.functional import lightning_attention, tnl_slopes
 from attnzoo.ops.linear.feature_linear import linear_attention
-
-
-def _check_input(x: torch.Tensor, dim: int) -> None:
-    if x.dim() != 3 or x.shape[-1] != dim:
-        raise ValueError(f"input has shape {tuple(x.shape)}; expected (B, N, C={dim})")
+from attnzoo.validation import check_flag, check_int, check_optional_int
 
 
 class LightningAttention(nn.Module):
@@ -30,17 +27,17 @@ class LightningAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, layer_idx: int = 0, num_layers: int = 12, bias: bool = False,
                  block_size: int = 64, impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        head_dim = check_heads(dim, num_heads)
+        check_int("block_size", block_size)
+        check_flag("bias", bias)
         self.dim, self.num_heads, self.block_size, self.impl = dim, num_heads, block_size, impl
-        head_dim = dim // num_heads
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(dim, dim, bias=bias) for _ in range(4))
         self.norm = nn.LayerNorm(dim)
         self.output_gate = nn.Sequential(nn.Linear(dim, head_dim, bias=bias), nn.Linear(head_dim, dim, bias=bias))
         self.register_buffer("slopes", tnl_slopes(num_heads, layer_idx, num_layers).float(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.dim)
+        check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         q, k, v = (split_heads(F.silu(proj(x)), self.num_heads) for proj in (self.q_proj, self.k_proj, self.v_proj))
         out = lightning_attention(q, k, v, decay=self.slopes.to(q.dtype), block_size=self.block_size, impl=self.impl)
         out = self.norm(merge_heads(out)) * torch.sigmoid(self.output_gate(x))
@@ -58,8 +55,11 @@ class LinearAttention(nn.Module):
                  normalize: bool = True, num_features: int | None = None, seed: int = 0, qkv_bias: bool = False,
                  block_size: int = 64, impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        head_dim = check_heads(dim, num_heads)
+        check_int("block_size", block_size)
+        check_int("seed", seed, 0)
+        for name, flag in (("is_causal", is_causal), ("normalize", normalize), ("qkv_bias", qkv_bias)):
+            check_flag(name, flag)
         if feature_map not in FEATURE_MAPS:
             raise ValueError(f"feature_map={feature_map!r}: expected one of {list(FEATURE_MAPS)}")
         self.dim, self.num_heads, self.feature_map = dim, num_heads, feature_map
@@ -68,11 +68,12 @@ class LinearAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         projection = None
         if feature_map == "softmax_kernel":
-            projection = random_projection(dim // num_heads, num_features or dim // num_heads, seed)
+            projection = random_projection(head_dim, check_optional_int("num_features", num_features) or head_dim,
+                                           seed)
         self.register_buffer("projection", projection, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.dim)
+        check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         projection = None if self.projection is None else self.projection.to(q.dtype)
         out = linear_attention(q, k, v, self.feature_map, is_causal=self.is_causal, normalize=self.normalize,

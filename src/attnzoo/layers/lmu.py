@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnzoo.layers.checks import check_layer_input
 from attnzoo.ops.lmu.functional import lmu_memory
+from attnzoo.validation import check_flag, check_int, check_optional_int, check_real
 
 
 class LMUMixer(nn.Module):
@@ -28,8 +30,10 @@ class LMUMixer(nn.Module):
     def __init__(self, dim: int, memory_size: int | None = None, theta: float = 128.0, batch_norm: bool = True,
                  impl: str = "fft") -> None:
         super().__init__()
-        self.memory_size = dim if memory_size is None else memory_size
-        self.theta, self.impl = theta, impl
+        self.dim = check_int("dim", dim)
+        self.memory_size = check_optional_int("memory_size", memory_size) or dim
+        self.theta, self.impl = check_real("theta", theta), impl
+        check_flag("batch_norm", batch_norm)
         self.w_u = nn.Linear(dim, 1)
         self.w_h = nn.Linear(self.memory_size + dim, dim)
         self.w_o = nn.Linear(dim, dim)
@@ -40,8 +44,8 @@ class LMUMixer(nn.Module):
 
     def forward(self, x: torch.Tensor, initial_state: torch.Tensor | None = None,
                 output_final_state: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        if x.dim() != 3:
-            raise ValueError(f"input has shape {tuple(x.shape)}; expected 3-D (B, N, C)")
+        check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
+        check_flag("output_final_state", output_final_state)
         u = F.relu(self.w_u(x))  # (B, N, 1)
         memory, state = lmu_memory(u, self.memory_size, self.theta, initial_state=initial_state,
                                    output_final_state=True, impl=self.impl)

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.neighborhood.functional import _neighborhood_attention
-from attnzoo.validation import per_axis
+from attnzoo.validation import check_flag, check_scale, per_axis, per_axis_flags
 
 
 class NeighborhoodAttention(nn.Module):
@@ -26,11 +27,14 @@ class NeighborhoodAttention(nn.Module):
                  is_causal: bool | Sequence[bool] = False, rel_pos_bias: bool = True, qkv_bias: bool = True,
                  scale: float | None = None, impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
-        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, check_heads(dim, num_heads)
         self.kernel_size = per_axis(kernel_size, self.spatial_dims, "kernel_size")
-        self.dilation, self.is_causal, self.scale, self.impl = dilation, is_causal, scale, impl
+        per_axis(dilation, self.spatial_dims, "dilation")
+        per_axis_flags(is_causal, self.spatial_dims, "is_causal")
+        self.dilation, self.is_causal = dilation, is_causal
+        for name, flag in (("rel_pos_bias", rel_pos_bias), ("qkv_bias", qkv_bias)):
+            check_flag(name, flag)
+        self.scale, self.impl = check_scale("scale", scale, None), impl
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.rpb = None
@@ -39,9 +43,7 @@ class NeighborhoodAttention(nn.Module):
             nn.init.trunc_normal_(self.rpb, std=0.02, a=-2.0, b=2.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != self.spatial_dims + 2:
-            raise ValueError(f"input has shape {tuple(x.shape)}; expected {self.spatial_dims + 2}-D "
-                             f"(B, *grid, C) with {self.spatial_dims} grid axes")
+        check_layer_input(self, x, rank=self.spatial_dims + 2, dim=self.dim, layout="(B, *grid, C)")
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         out = _neighborhood_attention(self.spatial_dims, q, k, v, self.kernel_size, self.dilation,
                                       self.is_causal, self.rpb, self.scale, self.impl)

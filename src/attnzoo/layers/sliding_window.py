@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.sliding_window.functional import (
     check_window,
@@ -16,7 +17,7 @@ from attnzoo.ops.sliding_window.functional import (
     sink_focused_attention,
     sliding_window_attention,
 )
-from attnzoo.validation import per_axis
+from attnzoo.validation import check_flag, check_scale, per_axis
 
 
 class SequenceAttention(nn.Module):
@@ -25,9 +26,9 @@ class SequenceAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, scale: float | None = None,
                  impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
-        self.num_heads, self.head_dim, self.scale, self.impl = num_heads, dim // num_heads, scale, impl
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, check_heads(dim, num_heads)
+        self.scale, self.impl = check_scale("scale", scale, None), impl
+        check_flag("qkv_bias", qkv_bias)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
@@ -36,8 +37,7 @@ class SequenceAttention(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3:
-            raise ValueError(f"input has shape {tuple(x.shape)}; expected 3-D (B, N, C)")
+        check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         out = self.attend(*split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1))
         return self.proj(merge_heads(out))
 

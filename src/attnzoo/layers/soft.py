@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.ops.soft.functional import soft_attention
+from attnzoo.validation import check_int
 
 
 class SoftAttention(nn.Module):
@@ -23,10 +25,10 @@ class SoftAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, sr_ratio: int = 2, conv_size: int = 3, newton_iters: int = 20,
                  impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
-        self.num_heads, self.head_dim, self.sr_ratio = num_heads, dim // num_heads, sr_ratio
-        self.newton_iters, self.impl = newton_iters, impl
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, check_heads(dim, num_heads)
+        self.sr_ratio, self.impl = check_int("sr_ratio", sr_ratio), impl
+        self.newton_iters = check_int("newton_iters", newton_iters, 0)
+        check_int("conv_size", conv_size, 0)
         self.w_q = nn.Linear(dim, dim)
         self.w_v = nn.Linear(dim, dim)
         self.landmark = nn.Conv2d(self.head_dim, self.head_dim, kernel_size=sr_ratio, stride=sr_ratio, bias=False)
@@ -38,8 +40,9 @@ class SoftAttention(nn.Module):
         self.ff = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or min(x.shape[1:3]) < self.sr_ratio:
-            raise ValueError(f"input has shape {tuple(x.shape)}; expected 4-D (B, H, W, C) with H, W >= "
+        check_layer_input(self, x, rank=4, dim=self.dim, layout="(B, H, W, C)")
+        if min(x.shape[1:3]) < self.sr_ratio:
+            raise ValueError(f"input has shape {tuple(x.shape)}; expected (B, H, W, C) with H, W >= "
                              f"sr_ratio={self.sr_ratio}")
         b, height, width, _ = x.shape
         h, d = self.num_heads, self.head_dim

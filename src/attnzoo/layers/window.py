@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.window.functional import window_attention_2d
-from attnzoo.validation import per_axis
+from attnzoo.validation import check_flag, check_scale, per_axis
 
 
 class WindowAttention2D(nn.Module):
@@ -28,11 +29,14 @@ class WindowAttention2D(nn.Module):
                  shift_size: int | Sequence[int] = 0, rel_pos_bias: bool = True, qkv_bias: bool = True,
                  scale: float | None = None, impl: str = "auto") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
-        self.num_heads = num_heads
+        check_heads(dim, num_heads)
+        self.dim, self.num_heads = dim, num_heads
         self.window_size = per_axis(window_size, 2, "window_size")
-        self.shift_size, self.scale, self.impl = shift_size, scale, impl
+        per_axis(shift_size, 2, "shift_size", minimum=0)
+        self.shift_size = shift_size
+        self.scale, self.impl = check_scale("scale", scale, None), impl
+        for name, flag in (("rel_pos_bias", rel_pos_bias), ("qkv_bias", qkv_bias)):
+            check_flag(name, flag)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.rpb = None
@@ -41,8 +45,7 @@ class WindowAttention2D(nn.Module):
             nn.init.trunc_normal_(self.rpb, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"input has shape {tuple(x.shape)}; expected 4-D (B, H, W, C)")
+        check_layer_input(self, x, rank=4, dim=self.dim, layout="(B, H, W, C)")
         height, width = x.shape[1:3]
         pad_h, pad_w = (-height % self.window_size[0]), (-width % self.window_size[1])
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
