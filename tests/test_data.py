@@ -172,3 +172,30 @@ def test_austen_corrupt_database(tmp_path: Path) -> None:
     base.with_suffix(".rdb").write_bytes(bytes(2_000_000))
     with pytest.raises(DataFormatError, match="object 'sensesensibility' is not zlib data"):
         load_austen_novels(tmp_path)
+
+
+def _truncated(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+@pytest.mark.parametrize(("damage", "bad_file"), [
+    (lambda base: base.with_suffix(".rdx").write_bytes(b"not an R file" * 10), "Rdata.rdx"),
+    (lambda base: _truncated(base.with_suffix(".rdx"), 100), "Rdata.rdx"),
+    (lambda base: _truncated(base.with_suffix(".rdb"), 800_000), "Rdata.rdb"),
+    (lambda base: base.with_suffix(".rdb").write_bytes(os.urandom(1_000_000)), "Rdata.rdb"),
+])
+def test_damaged_austen_database_names_the_file_and_the_reinstall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  damage, bad_file: str) -> None:
+    installed = Path(os.environ.get(ROOT_ENV, DEFAULT_ROOT)).expanduser() / LAZY_LOAD_DB
+    base = tmp_path / LAZY_LOAD_DB
+    base.parent.mkdir(parents=True)
+    for suffix in (".rdx", ".rdb"):
+        shutil.copy(installed.with_suffix(suffix), base.with_suffix(suffix))
+    damage(base)
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
+    with pytest.raises(DataFormatError) as info:
+        load_austen_novels()
+    message = str(info.value)
+    assert f"{base.parent / bad_file}" in message
+    assert f"rm -rf {tmp_path / 'janeaustenr'}" in message
+    assert f"{ROOT_ENV}={tmp_path} bash scripts/install_data.sh" in message

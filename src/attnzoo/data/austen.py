@@ -6,7 +6,8 @@
 name (``emma``, ``persuasion``, ...) to an ``(offset, length)`` in ``Rdata.rdb``; there each object is a 4-byte
 big-endian uncompressed length followed by a zlib stream of the serialized object, a character vector of the
 novel's lines (Project Gutenberg text, wrapped at about 70 columns). The ``rdata`` package parses the
-serialization.
+serialization. A truncated or garbled database raises :class:`~attnzoo.data.errors.DataFormatError` naming the
+file and the command that reinstalls it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import functools
 import os
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -40,6 +43,8 @@ AUSTEN_TITLES: dict[str, str] = {
 }
 """Readable title -> R object name, in publication order (the order of the training text in :func:`austen_splits`)."""
 
+T = TypeVar("T")
+
 SPLIT_SEPARATOR = "\n\n"
 """Text placed between two training novels in :func:`austen_splits`."""
 
@@ -63,12 +68,20 @@ def load_austen_novels(root: str | Path | None = None) -> dict[str, str]:
     base = folder / LAZY_LOAD_DB
     for path in (base.with_suffix(".rdx"), base.with_suffix(".rdb")):
         if not path.is_file():
-            raise DataNotInstalledError(
-                f"Jane Austen corpus file {path} not found. Install it with `{ROOT_ENV}={folder} {INSTALL_SCRIPT}` "
-                "(from the attnzoo repository root), or by hand: "
-                f"`apt-get download r-cran-janeaustenr && dpkg-deb -x r-cran-janeaustenr_*.deb {folder}/janeaustenr`"
-            )
-    return dict(_parse_novels(base))
+            raise DataNotInstalledError(f"Jane Austen corpus file {path} not found. Install it with "
+                                        f"{_install_commands(folder)}")
+    try:
+        return dict(_parse_novels(base))
+    except DataFormatError as error:
+        raise DataFormatError(f"{error}. The Jane Austen corpus in {folder / 'janeaustenr'} looks damaged; "
+                              f"reinstall it: `rm -rf {folder / 'janeaustenr'}`, then {_install_commands(folder)}"
+                              ) from error
+
+
+def _install_commands(folder: Path) -> str:
+    """How to install the corpus into ``folder``: the repository's script, or by hand."""
+    return (f"`{ROOT_ENV}={folder} {INSTALL_SCRIPT}` (from the attnzoo repository root), or by hand: "
+            f"`apt-get download r-cran-janeaustenr && dpkg-deb -x r-cran-janeaustenr_*.deb {folder}/janeaustenr`")
 
 
 def austen_splits(held_out: str = "Persuasion", root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,25 +116,39 @@ def _parse_novels(base: Path) -> tuple[tuple[str, str], ...]:
     """``(title, text)`` of each novel in the lazy-load database ``base`` (``.rdx``/``.rdb``), in title order."""
     import rdata  # deferred: it imports pandas and xarray (~0.3 s), which only the first parse needs
 
-    index = rdata.read_rds(base.with_suffix(".rdx"))
-    compressed = np.asarray(index["compressed"])
+    index = _parsed(f"{base}.rdx", "an R serialized index", lambda: rdata.read_rds(base.with_suffix(".rdx")))
+    compressed, variables = _parsed(f"{base}.rdx", "a lazy-load index (compressed, variables)", lambda: (
+        np.asarray(index["compressed"]),
+        {str(name): (int(offset), int(length)) for name, (offset, length) in index["variables"].items()}))
     if compressed.dtype != np.bool_ or compressed.tolist() != [True]:  # R writes 2L for bzip2, 3L for xz
         raise DataFormatError(f"{base}.rdx has compressed={compressed.tolist()!r}; expected [True] (zlib), the "
                               "only compression this reader supports")
-    variables = {str(name): (int(offset), int(length)) for name, (offset, length) in index["variables"].items()}
     blob = base.with_suffix(".rdb").read_bytes()
     novels = []
     for title, name in AUSTEN_TITLES.items():
         if name not in variables:
             raise DataFormatError(f"{base}.rdx has no object {name!r} ({title}); it has {sorted(variables)}")
         offset, length = variables[name]
-        record = _decompress(blob[offset:offset + length], f"{base}.rdb object {name!r}")
-        lines = rdata.conversion.convert(rdata.parser.parse_data(record, extension=".rds"))
+        what = f"{base}.rdb object {name!r}"
+        if offset + length > len(blob):
+            raise DataFormatError(f"{what} is truncated: the index places it at bytes {offset}..{offset + length} "
+                                  f"of a {len(blob)}-byte file")
+        record = _decompress(blob[offset:offset + length], what)
+        lines = _parsed(what, "an R character vector",
+                        lambda: rdata.conversion.convert(rdata.parser.parse_data(record, extension=".rds")))
         if not (isinstance(lines, np.ndarray) and lines.ndim == 1 and lines.dtype.kind == "U"):
             raise DataFormatError(f"{base}.rdb object {name!r} is {type(lines).__name__} "
                                   f"{getattr(lines, 'dtype', '')}; expected a character vector of lines")
         novels.append((title, "\n".join(lines.tolist())))
     return tuple(novels)
+
+
+def _parsed(what: str, expected: str, parse: Callable[[], T]) -> T:
+    """``parse()``; whatever the parser raises on damaged bytes becomes a :class:`DataFormatError` naming ``what``."""
+    try:
+        return parse()
+    except Exception as error:  # noqa: BLE001 - rdata raises many kinds on garbage input
+        raise DataFormatError(f"{what} does not parse as {expected} ({type(error).__name__}: {error})") from error
 
 
 def _decompress(record: bytes, what: str) -> bytes:
