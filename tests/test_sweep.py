@@ -36,7 +36,7 @@ def test_leaderboard_sorts_by_accuracy_at_the_longest_length() -> None:
 
 
 def test_compare_quality_only_end_to_end(tmp_path: Path) -> None:
-    argv = ["compare", "--quick", "--impl", "none", "--mqar-steps", "3", "--mqar-mixers", "softmax,base_conv",
+    argv = ["compare", "--quick", "--impl", "dense-sdpa", "--mqar-steps", "3", "--mqar-mixers", "softmax,base_conv",
             "--out", str(tmp_path), "--no-progress"]
     assert cli.main(argv) == 0
     report = (tmp_path / "report.md").read_text()

@@ -1,22 +1,79 @@
 """The ``attnzoo`` command: ``list`` the registered variants, ``bench`` a family, ``compare`` into a report.
 
     attnzoo list [--family F]
-    attnzoo bench [--family local] [--quick] [--out DIR] [--impl NAME ...]
-    attnzoo compare [--out reports/compare] [--quick] [--impl NAME ...] [--mqar-steps N] [--no-quality]
+    attnzoo bench [--family local] [--quick] [--out DIR] [--impl NAME ...] [--device cpu]
+    attnzoo compare [--out reports/compare] [--quick] [--impl NAME ...] [--mqar-steps N] [--no-quality] [--device cpu]
     attnzoo eval {mqar,austen,fashion-mnist,pixel-mnist} [--mixers a,b,c] [--steps N] [task settings] [--out DIR]
+                 [--device cpu]
+
+Every setting is checked before the first measurement or training step (implementation names, mixers, training
+and task settings, the device, a writable ``--out``); bad input exits with a message naming the argument, the
+value and what is expected.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
 
 from attnzoo.registry import Variant, families, variants
+from attnzoo.train import DiskFullError, NonFiniteLossError, TrainConfig
 
-DEVICE = "cpu"
+if TYPE_CHECKING:
+    from attnzoo.tasks.mqar_eval import MQARTask
+
+DEFAULT_DEVICE = "cpu"
+INPUT_ERRORS = (ValueError, NonFiniteLossError, DiskFullError)
+"""Errors that report bad input or a failed run in words (no traceback): raised as ``SystemExit(message)``."""
+
+
+@contextmanager
+def reporting(command: str) -> Iterator[None]:
+    """Turn :data:`INPUT_ERRORS` inside the block into ``SystemExit("command: message")``."""
+    try:
+        yield
+    except INPUT_ERRORS as error:
+        raise SystemExit(f"{command}: {error}") from None
+
+
+def device_argument(name: str) -> str:
+    """``--device``: ``cpu`` or ``cuda[:N]`` of a CUDA device this machine has (``argparse`` type)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a device ({error}); expected 'cpu' or 'cuda[:N]'") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{name!r}: CUDA is not available on this machine (torch "
+                                             f"{torch.__version__}); expected 'cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{name!r}: this machine has {torch.cuda.device_count()} CUDA "
+                                             f"device(s); expected cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    elif device.type != "cpu":
+        raise argparse.ArgumentTypeError(f"{name!r}: expected 'cpu' or 'cuda[:N]'")
+    return name
+
+
+def writable_folder(path: str) -> Path:
+    """``--out`` created if needed and checked writable with a probe file; ``ValueError`` naming it if not."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".attnzoo-write-probe-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"--out {path!r} is not a writable folder ({error.strerror or error}); expected a "
+                         "folder that can be created and written to") from None
+    return out
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -44,25 +101,59 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(family: str, subset: str, quick: bool, impls: Sequence[str] | None, progress: bool) -> dict:
-    from attnzoo.bench import Settings, run_cases
+def _suite_cases(family: str, subset: str, impls: Collection[str] | None, device: str) -> list:
+    """The benchmark cases of ``family``; ``device`` is passed where the suite takes one (else it must be CPU)."""
     from attnzoo.bench.suites import SUITES
 
     if family not in SUITES:
         raise SystemExit(f"no benchmark suite for family {family!r}; suites: {sorted(SUITES)}")
+    suite = SUITES[family]
+    if "device" in inspect.signature(suite).parameters:
+        return suite(subset, impls, device=device)
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"--device {device!r}: the {family} benchmark suite runs on CPU only (it takes no "
+                         "device); expected 'cpu'")
+    return suite(subset, impls)
+
+
+def known_impls(families_: Sequence[str], subset: str, device: str) -> set[str]:
+    """Every implementation name ``--impl`` may give: the registry's and those of the suites' cases (the dense
+    baseline and the peer libraries)."""
+    registry = {name for variant in variants() for name in variant.implementations}
+    return registry | {case.impl for family in families_ for case in _suite_cases(family, subset, None, device)}
+
+
+def check_bench_arguments(impls: Sequence[str] | None, families_: Sequence[str], subset: str, device: str) -> None:
+    """``ValueError`` for a ``--device`` the suites of ``families_`` cannot run on, or naming every ``--impl``
+    that neither those suites nor a registry variant has."""
+    known = known_impls(families_, subset, device)
+    unknown = [impl for impl in impls or () if impl not in known]
+    if unknown:
+        raise ValueError(f"--impl {', '.join(map(repr, unknown))}: unknown implementation; expected one of "
+                         f"{', '.join(sorted(known))}")
+
+
+def _run(family: str, subset: str, quick: bool, impls: Sequence[str] | None, progress: bool, device: str) -> dict:
+    from attnzoo.bench import Settings, run_cases
+
     settings = Settings(target_s=0.2, max_repeats=10) if quick else Settings()
-    return run_cases(SUITES[family](subset, impls), settings, progress=progress)
+    return run_cases(_suite_cases(family, subset, impls, device), settings, progress=progress)
 
 
 def _bench(args: argparse.Namespace) -> int:
     from attnzoo.bench import save
     from attnzoo.bench.report import speed_sections, write_report
 
-    doc = _run(args.family, "quick" if args.quick else "full", args.quick, args.impl, not args.no_progress)
-    out, stem = Path(args.out), f"{args.family}_{DEVICE}" + ("_quick" if args.quick else "")
+    subset = "quick" if args.quick else "full"
+    with reporting("attnzoo bench"):
+        out = writable_folder(args.out)
+        check_bench_arguments(args.impl, [args.family], subset, args.device)
+    doc = _run(args.family, subset, args.quick, args.impl, not args.no_progress, args.device)
+    device = torch.device(args.device).type
+    stem = f"{args.family}_{device}" + ("_quick" if args.quick else "")
     save(doc, out / f"{stem}.json")
     sections = speed_sections(doc, out, stem, leaderboard=False)
-    report = write_report(out / f"{stem}.md", f"Benchmark: {args.family} family, {DEVICE}", sections, args.command)
+    report = write_report(out / f"{stem}.md", f"Benchmark: {args.family} family, {device}", sections, args.command)
     print(f"wrote {out / f'{stem}.json'}, {report} and plots")
     return 0
 
@@ -72,58 +163,67 @@ def _compare(args: argparse.Namespace) -> int:
     from attnzoo.bench.report import speed_sections, write_report
     from attnzoo.bench.suites import SUITES
 
-    out, sections, shared = Path(args.out), [], []
+    subset = "quick" if args.quick else "compare"
+    with reporting("attnzoo compare"):
+        out = writable_folder(args.out)
+        check_bench_arguments(args.impl, list(SUITES), subset, args.device)
+        plan = None if args.no_quality else _quality_plan(args)
+    sections, shared = [], []
     for family in SUITES:
-        doc = _run(family, "quick" if args.quick else "compare", args.quick, args.impl, not args.no_progress)
+        doc = _run(family, subset, args.quick, args.impl, not args.no_progress, args.device)
         save(doc, out / f"speed_{family}.json")
         leaderboard, plots, *shared = speed_sections(doc, out, f"speed_{family}", leaderboard=True)
         sections += [leaderboard, plots]
-    quality = [] if args.no_quality else _compare_quality(args, out)
+    with reporting("attnzoo compare"):
+        quality = [] if plan is None else _compare_quality(args, out, *plan)
     report = write_report(out / "report.md", "attnzoo compare: which attention should I use here?",
                           quality[:2] + sections + shared + quality[2:], args.command)
     print(f"wrote {report}")
     return 0
 
 
-def _compare_quality(args: argparse.Namespace, out: Path) -> list:
-    """Run the MQAR sweep of ``compare`` and return its report sections."""
+def _quality_plan(args: argparse.Namespace) -> tuple[list[str], MQARTask, TrainConfig]:
+    """The mixers, sweep tasks and training config of ``compare``'s MQAR sweep, every setting checked."""
     from attnzoo.models.mixers import SEQUENCE_LAYOUT, usable_mixers
     from attnzoo.tasks.mqar_eval import MQARTask
-    from attnzoo.tasks.sweep import COMPARE_SETTINGS, mqar_sweep, quality_sections
-    from attnzoo.train import TrainConfig
+    from attnzoo.tasks.sweep import COMPARE_SETTINGS, sweep_tasks
 
-    mixers = (args.mqar_mixers.split(",") if args.mqar_mixers
+    mixers = ([name.strip() for name in args.mqar_mixers.split(",") if name.strip()] if args.mqar_mixers
               else usable_mixers((SEQUENCE_LAYOUT,), causal=True))
-    settings = COMPARE_SETTINGS[:2] if args.quick else COMPARE_SETTINGS
     task = MQARTask(train_examples=10_000, test_examples=500, batch_size=args.mqar_batch_size)
     train_config = TrainConfig(steps=args.mqar_steps // 3 if args.quick else args.mqar_steps, lr=args.mqar_lr,
-                               warmup_steps=args.mqar_steps // 10, progress=False, device=DEVICE)
-    try:
-        rows = mqar_sweep(mixers, settings, task, train_config, out / "mqar", progress=not args.no_progress,
-                          command=args.command)
-    except ValueError as error:
-        raise SystemExit(f"attnzoo compare: {error}") from None
+                               warmup_steps=args.mqar_steps // 10, progress=False, device=args.device)
+    sweep_tasks(mixers, COMPARE_SETTINGS[:2] if args.quick else COMPARE_SETTINGS, task)
+    return mixers, task, train_config
+
+
+def _compare_quality(args: argparse.Namespace, out: Path, mixers: list[str], task: MQARTask,
+                     train_config: TrainConfig) -> list:
+    """Run the MQAR sweep of ``compare`` and return its report sections."""
+    from attnzoo.tasks.sweep import COMPARE_SETTINGS, mqar_sweep, quality_sections
+
+    settings = COMPARE_SETTINGS[:2] if args.quick else COMPARE_SETTINGS
+    rows = mqar_sweep(mixers, settings, task, train_config, out / "mqar", progress=not args.no_progress,
+                      command=args.command)
     return quality_sections(rows, out, task, train_config)
 
 
 def _eval(args: argparse.Namespace) -> int:
     from attnzoo.tasks import TASKS
     from attnzoo.tasks.harness import evaluate_mixers, markdown, score_metrics
-    from attnzoo.train import TrainConfig
 
-    task_class = TASKS[args.task]
-    task = task_class(**{f.name: getattr(args, f.name) for f in task_fields(task_class)})
-    mixers = [name.strip() for name in args.mixers.split(",") if name.strip()]
-    train_config = TrainConfig(steps=args.steps, lr=args.lr, warmup_steps=min(100, args.steps // 10),
-                               seed=args.seed, progress=not args.no_progress, device=DEVICE,
-                               ckpt_interval=args.ckpt_interval)
-    try:
-        rows = evaluate_mixers(task, mixers, train_config, args.out, progress=not args.no_progress,
+    with reporting(f"attnzoo eval {args.task}"):
+        out = writable_folder(args.out)
+        task_class = TASKS[args.task]
+        task = task_class(**{f.name: getattr(args, f.name) for f in task_fields(task_class)})
+        mixers = [name.strip() for name in args.mixers.split(",") if name.strip()]
+        train_config = TrainConfig(steps=args.steps, lr=args.lr, warmup_steps=min(100, args.steps // 10),
+                                   seed=args.seed, progress=not args.no_progress, device=args.device,
+                                   ckpt_interval=args.ckpt_interval)
+        rows = evaluate_mixers(task, mixers, train_config, out, progress=not args.no_progress,
                                command=args.command, resume=args.resume)
-    except ValueError as error:
-        raise SystemExit(f"attnzoo eval {args.task}: {error}") from None
     print(markdown(rows, score_metrics(rows)))
-    print(f"wrote {Path(args.out) / f'{task.name}.json'} and {Path(args.out) / f'{task.name}.md'}")
+    print(f"wrote {out / f'{task.name}.json'} and {out / f'{task.name}.md'}")
     return 0
 
 
@@ -162,7 +262,13 @@ def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
         command.add_argument("--ckpt-interval", type=int, default=500,
                              help="steps between checkpoints (default: 500; a final one is always written)")
         command.add_argument("--no-progress", action="store_true", help="no progress bars")
+        _add_device(command, "device to train and score on")
         command.set_defaults(handler=_eval)
+
+
+def _add_device(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument("--device", type=device_argument, default=DEFAULT_DEVICE,
+                         help=f"{what}: cpu or cuda[:N] (default: {DEFAULT_DEVICE})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -182,6 +288,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--impl", action="append", metavar="NAME",
                              help="only this implementation (repeatable; the dense baseline is always run)")
         command.add_argument("--no-progress", action="store_true", help="no progress bar")
+        _add_device(command, "device to measure (and, for compare, train) on")
         if name == "compare":
             command.add_argument("--mqar-steps", type=int, default=400,
                                  help="training steps per MQAR run of the quality sweep (default: 400)")

@@ -33,7 +33,7 @@ from torch import nn
 
 from attnzoo.models.language_model import SOFTMAX, CausalLanguageModel
 from attnzoo.models.mixers import SEQUENCE_LAYOUT, check_mixers, option_if_taken
-from attnzoo.tasks.harness import evaluating
+from attnzoo.tasks.harness import evaluating, require_at_least, require_available
 from attnzoo.train import TrainConfig
 
 DEFAULT_MIXERS = ("softmax", "sliding_window_attention", "neighborhood_attention_1d")
@@ -79,6 +79,9 @@ class AustenLMTask:
     default_steps = 1000
     default_lr = 0.002
 
+    def __post_init__(self) -> None:
+        require_at_least(self, seq_len=1, batch_size=1, val_bytes=0)
+
     @property
     def items_per_batch(self) -> int:
         return self.batch_size * self.seq_len
@@ -91,6 +94,7 @@ class AustenLMTask:
             from attnzoo.data import austen_splits
 
             train_bytes, val_bytes = austen_splits(self.held_out)
+            require_available(self, "val_bytes", len(val_bytes), f"bytes of {self.held_out} (0 takes them all)")
             self._data = (train_bytes, val_bytes[:self.val_bytes] if self.val_bytes else val_bytes)
 
     def mixer_options(self, mixer: str) -> dict[str, Any]:

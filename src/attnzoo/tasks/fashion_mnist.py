@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnzoo.models.mixers import GRID_LAYOUTS, SEQUENCE_LAYOUT, check_mixers, option_if_taken
-from attnzoo.tasks.harness import evaluating
+from attnzoo.tasks.harness import evaluating, require_at_least, require_available
 from attnzoo.train import TrainConfig
 
 NUM_CLASSES = 10
@@ -56,6 +56,9 @@ class ImageClassificationData:
     metric = "test_accuracy"
     higher_is_better = True
 
+    def __post_init__(self) -> None:
+        require_at_least(self, batch_size=1, test_examples=1)
+
     @property
     def items_per_batch(self) -> int:
         return self.batch_size
@@ -67,6 +70,7 @@ class ImageClassificationData:
 
         train_images, train_labels = load_fashion_mnist("train")
         test_images, test_labels = load_fashion_mnist("test")
+        require_available(self, "test_examples", len(test_images), "Fashion-MNIST test images")
         scaled = train_images.float() / 255
         mean, std = scaled.mean(), scaled.std()
         self._data = ((scaled - mean) / std, train_labels, (test_images.float() / 255 - mean) / std, test_labels)

@@ -71,6 +71,21 @@ class QualityTask(Protocol):
         """A markdown list of the data, model and training settings."""
 
 
+def require_at_least(task: object, **minimums: int) -> None:
+    """Raise ``ValueError`` naming the first setting of ``task`` (``name=minimum``) that is not an int >= minimum."""
+    for name, minimum in minimums.items():
+        value = getattr(task, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"{type(task).__name__} {name}={value!r}: expected an integer >= {minimum}")
+
+
+def require_available(task: object, name: str, available: int, what: str) -> None:
+    """Raise ``ValueError`` if setting ``name`` of ``task`` asks for more than the ``available`` ``what``."""
+    value = getattr(task, name)
+    if value > available:
+        raise ValueError(f"{type(task).__name__} {name}={value!r}: expected at most {available:,}, the {what}")
+
+
 @contextmanager
 def evaluating(model: nn.Module) -> Iterator[torch.device]:
     """Score ``model`` in eval mode without gradients, restoring its mode after; yields its device."""
@@ -102,6 +117,26 @@ def markdown(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def resolve_mixer_options(task: QualityTask, mixers: Sequence[str],
+                          mixer_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Each mixer's layer options (the task's defaults, then ``mixer_kwargs``), checked: ``ValueError`` for no
+    mixers, a name given twice, or a mixer (with its options) the task's model cannot take."""
+    mixers = list(mixers)
+    if not mixers:
+        raise ValueError("no mixers given")
+    if len(set(mixers)) != len(mixers):
+        raise ValueError(f"mixers lists a name twice: {mixers}")
+    options = {mixer: {**task.mixer_options(mixer), **(mixer_kwargs or {}).get(mixer, {})} for mixer in mixers}
+    task.check_mixers(options)
+    return options
+
+
+def run_settings(task: QualityTask, mixer: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """What defines one mixer's run besides the training config: the task, its settings, the mixer and its
+    options (stored with the run's checkpoints, so a resume with other settings is refused)."""
+    return {"task": task.name, **task_settings(task), "mixer": mixer, "mixer_kwargs": dict(options)}
+
+
 def evaluate_mixers(task: QualityTask, mixers: Sequence[str], train_config: TrainConfig, out_dir: str | Path, *,
                     mixer_kwargs: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
                     command: str | None = None, resume: bool = False) -> list[dict[str, Any]]:
@@ -113,28 +148,25 @@ def evaluate_mixers(task: QualityTask, mixers: Sequence[str], train_config: Trai
     ``mixer_kwargs[name]`` overrides the task's defaults for that mixer. Unknown or unusable mixers raise
     ``ValueError`` before anything trains. ``resume=True`` continues each mixer's run from its newest checkpoint
     under ``out_dir/runs/`` (exactly: weights, optimizer, schedule, RNG and step; a finished run is just scored),
-    so an interrupted evaluation picks up where it stopped; ``train_time_s`` then covers this call only.
+    so an interrupted evaluation picks up where it stopped; ``train_time_s`` and ``train_items_per_s`` then cover
+    this call's steps only. Every checkpoint stores the run's settings (:func:`run_settings`); resuming with any
+    other task, data, model or training setting raises ``ValueError`` listing each change.
     """
-    mixers = list(mixers)
-    if not mixers:
-        raise ValueError("no mixers given")
-    if len(set(mixers)) != len(mixers):
-        raise ValueError(f"mixers lists a name twice: {mixers}")
-    options = {mixer: {**task.mixer_options(mixer), **(mixer_kwargs or {}).get(mixer, {})} for mixer in mixers}
-    task.check_mixers(options)
+    options = resolve_mixer_options(task, mixers, mixer_kwargs)
     task.prepare()
     out = Path(out_dir)
     rows: list[dict[str, Any]] = []
-    for mixer in tqdm(mixers, desc=f"{task.name} mixers", disable=not progress, dynamic_ncols=True):
+    for mixer in tqdm(options, desc=f"{task.name} mixers", disable=not progress, dynamic_ncols=True):
         torch.manual_seed(train_config.seed)
         model = task.build_model(mixer, options[mixer])
         start = time.perf_counter()
-        train(model, task.batch, task.loss, replace(train_config, out_dir=str(out / "runs" / task.name / mixer)),
-              resume=resume)
+        result = train(model, task.batch, task.loss,
+                       replace(train_config, out_dir=str(out / "runs" / task.name / mixer)), resume=resume,
+                       run_settings=run_settings(task, mixer, options[mixer]))
         train_time = time.perf_counter() - start
         rows.append({"mixer": mixer, "params": sum(p.numel() for p in model.parameters()),
                      "steps": train_config.steps, "train_time_s": train_time,
-                     "train_items_per_s": train_config.steps * task.items_per_batch / train_time,
+                     "train_items_per_s": result.steps_run * task.items_per_batch / train_time,
                      **task.score(model), "mixer_kwargs": options[mixer]})
     out.mkdir(parents=True, exist_ok=True)
     doc = {"task": task.name, "command": command, "metric": task.metric, "higher_is_better": task.higher_is_better,

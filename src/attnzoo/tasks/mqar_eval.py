@@ -38,7 +38,7 @@ from torch import nn
 
 from attnzoo.models.language_model import SOFTMAX, CausalLanguageModel
 from attnzoo.models.mixers import SEQUENCE_LAYOUT, check_mixers, option_if_taken
-from attnzoo.tasks.harness import evaluating
+from attnzoo.tasks.harness import evaluating, require_at_least
 from attnzoo.tasks.mqar import IGNORE_INDEX, MQARConfig
 from attnzoo.train import TrainConfig
 
@@ -87,6 +87,9 @@ class MQARTask:
     default_mixers = DEFAULT_MIXERS
     default_steps = 800
     default_lr = 0.003
+
+    def __post_init__(self) -> None:
+        require_at_least(self, batch_size=1, train_examples=1, test_examples=1)
 
     @property
     def config(self) -> MQARConfig:

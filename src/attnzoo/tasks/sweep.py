@@ -22,12 +22,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from attnzoo.bench.report import Section  # noqa: E402
-from attnzoo.tasks.harness import evaluate_mixers  # noqa: E402
+from attnzoo.tasks.harness import evaluate_mixers, resolve_mixer_options  # noqa: E402
 from attnzoo.tasks.mqar_eval import MQARTask  # noqa: E402
 from attnzoo.train import TrainConfig  # noqa: E402
 
 COMPARE_SETTINGS: tuple[tuple[int, int], ...] = ((64, 4), (128, 8), (256, 16))
 """(seq_len, num_kv_pairs) of the sweep in ``attnzoo compare``: Zoology's Figure 2 settings up to 256."""
+
+
+def sweep_tasks(mixers: Sequence[str], settings: Sequence[tuple[int, int]], task: MQARTask) -> list[MQARTask]:
+    """``task`` at each ``(seq_len, num_kv_pairs)`` setting, every mixer checked usable at every one of them
+    (``ValueError`` naming the problems before anything trains)."""
+    if not settings:
+        raise ValueError("no (seq_len, num_kv_pairs) settings given")
+    tasks = [replace(task, seq_len=seq_len, num_kv_pairs=pairs) for seq_len, pairs in settings]
+    for setting in tasks:
+        resolve_mixer_options(setting, mixers)
+    return tasks
 
 
 def mqar_sweep(mixers: Sequence[str], settings: Sequence[tuple[int, int]], task: MQARTask,
@@ -36,12 +47,13 @@ def mqar_sweep(mixers: Sequence[str], settings: Sequence[tuple[int, int]], task:
     """Run ``task`` (its ``seq_len`` / ``num_kv_pairs`` replaced per setting) for every mixer at every setting.
 
     Writes each setting's ``mqar.json`` / ``mqar.md`` under ``out_dir/L<seq_len>/`` and the rows of all of them
-    to ``out_dir/mqar_sweep.json``; returns those rows (``seq_len`` and ``num_kv_pairs`` added).
+    to ``out_dir/mqar_sweep.json``; returns those rows (``seq_len`` and ``num_kv_pairs`` added). Every mixer is
+    checked at every setting first (:func:`sweep_tasks`).
     """
     out = Path(out_dir)
     rows: list[dict[str, Any]] = []
-    for seq_len, pairs in settings:
-        setting = replace(task, seq_len=seq_len, num_kv_pairs=pairs)
+    for setting in sweep_tasks(mixers, settings, task):
+        seq_len, pairs = setting.seq_len, setting.num_kv_pairs
         found = evaluate_mixers(setting, mixers, train_config, out / f"L{seq_len}", progress=progress,
                                 command=command)
         rows += [{"seq_len": seq_len, "num_kv_pairs": pairs, **row} for row in found]
