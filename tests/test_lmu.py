@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -162,3 +164,29 @@ def test_layer_without_batch_norm_is_causal_in_training() -> None:
     x = _x(batch=2, n=12, channels=6).requires_grad_()
     grad, = torch.autograd.grad(layer(x)[:, 5].sum(), x)
     assert (grad[:, 6:] == 0).all() and (grad[:, :6] != 0).any()
+
+
+@pytest.mark.parametrize("impl", ["chunked", "fft", "recurrent"])
+def test_reference_matches_the_fast_paths_at_a_larger_order(impl: str) -> None:
+    """The reference spreads the impulse response ``(N + 1, d)`` into its Toeplitz kernel (not the ``(N, N, d, d)``
+    powers it once indexed): still the same values as every other form."""
+    x = _x(n=70).double()
+    state = torch.randn(2, 3, 12, dtype=torch.float64)
+    torch.testing.assert_close(lmu_memory(x, 12, 30.0, state, impl="reference"),
+                               lmu_memory(x, 12, 30.0, state, impl=impl), atol=1e-10, rtol=0)
+
+
+def test_reference_at_800_tokens_runs_in_small_memory() -> None:
+    """The call that asked for 47 GB, ``(N, N, d, d)`` float64 at N = 800, d = 96, runs under a 6 GiB address
+    space limit (the kernel is now ``(N, N, d)``, 0.5 GB)."""
+    script = (
+        "import resource, torch\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))\n"
+        "from attnzoo.ops.lmu import lmu_memory\n"
+        "x = torch.randn(1, 800, 1, dtype=torch.float64)\n"
+        "ref = lmu_memory(x, 96, 200.0, impl='reference')\n"
+        "err = (ref - lmu_memory(x, 96, 200.0, impl='chunked')).abs().max().item()\n"
+        "assert ref.shape == (1, 800, 1, 96) and err < 1e-8, err\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -45,9 +45,10 @@ def causal_fft_conv(signal: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     ``signal`` is ``(B, N, *S)`` (time on dim 1), ``kernel`` ``(K, *S')`` (time on dim 0) with ``S`` and ``S'``
     broadcastable; taps ``s >= N`` cannot reach any output and are dropped. The transform length is a fast size
     ``>= N + K - 1``, so the circular convolution never wraps (exactly causal, no leakage from the future).
+    Sizes are read as Python ints, so ``torch.jit.trace`` records the transform length of the traced shape.
     """
-    n = signal.shape[1]
+    n = int(signal.shape[1])
     kernel = kernel[:n]
-    size = fft_size(n + kernel.shape[0] - 1)
+    size = fft_size(n + int(kernel.shape[0]) - 1)
     spectrum = torch.fft.rfft(signal, n=size, dim=1) * torch.fft.rfft(kernel, n=size, dim=0)
     return torch.fft.irfft(spectrum, n=size, dim=1)[:, :n]

@@ -19,7 +19,7 @@ def lmu_chunked(x: torch.Tensor, *, order: int, theta: float, initial_state: tor
     batched product for the carried part. O(N · L · C · d + N · C · d²) time. Unlike the FFT, no arithmetic
     path links a token to an earlier output, so causality holds exactly (zero gradients to the future).
     """
-    batch, n, channels = x.shape
+    batch, n, channels = (int(size) for size in x.shape)  # Python ints under torch.jit.trace too
     length = min(CHUNK, n)
     chunks = -(-n // length)
     response = impulse_response(order, theta, length)

@@ -13,7 +13,7 @@ def lmu_fft(x: torch.Tensor, *, order: int, theta: float, initial_state: torch.T
 
     ``(B, N, C)`` -> ``(B, N, C, d)``; O(N log N · C · d) time, O(N · C · d) memory.
     """
-    n = x.shape[1]
+    n = int(x.shape[1])  # a Python int under torch.jit.trace too (the cached response is keyed by it)
     kernel = impulse_response(order, theta, n).to(dtype=x.dtype, device=x.device)  # (N, d)
     memory = causal_fft_conv(x.unsqueeze(-1), kernel.unsqueeze(1))
     if initial_state is not None:
