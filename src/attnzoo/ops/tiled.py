@@ -19,6 +19,11 @@ from dataclasses import dataclass
 import torch
 
 from attnzoo.masks import MaskMod
+from attnzoo.ops.dense import dense_attention, has_non_finite
+from attnzoo.registry import NotSupportedError
+from attnzoo.validation import first_order_only
+
+IMPLEMENTATION = "the CPU tiled kernel (attnzoo.ops.tiled, impl='tiled')"
 
 WindowLow = Callable[[torch.Tensor], torch.Tensor]
 """Maps real coordinates on one axis to the in-group lower bound of their window."""
@@ -113,6 +118,13 @@ def tile_plan(shape: Sequence[int], axes: Sequence[AxisTiles], mask_mod: MaskMod
     return TilePlan(tuple(axes), query_flat, key_flat, _output_index(axes), visible)
 
 
+def _refuse_vmap(info: object, in_dims: object, *args: object) -> None:
+    """The ``vmap`` rule of the kernel's autograd Functions: none (their hand-written backward works on whole
+    ``(B, H, ...)`` batches already)."""
+    raise NotSupportedError(f"{IMPLEMENTATION} does not run under torch.func.vmap: fold the mapped dim into the "
+                            "batch dim B instead, or use impl='reference'")
+
+
 class _GatherTokens(torch.autograd.Function):
     """``x[:, :, index]`` on ``(B, H, N, D)``, with a backward that scatter-adds in token-major layout.
 
@@ -121,14 +133,20 @@ class _GatherTokens(torch.autograd.Function):
     the forward gather showed no such difference inside the op and stays a plain ``index_select``.
     """
 
+    vmap = staticmethod(_refuse_vmap)
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-        ctx.save_for_backward(index)
-        ctx.shape = x.shape
+    def forward(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return x.index_select(2, index)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    def setup_context(ctx, inputs: tuple[torch.Tensor, torch.Tensor], output: torch.Tensor) -> None:  # noqa: ANN001
+        x, index = inputs
+        ctx.save_for_backward(index)
+        ctx.shape = x.shape
+
+    @staticmethod
+    @first_order_only(IMPLEMENTATION)
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
         (index,) = ctx.saved_tensors
         batch, heads, length, dim = ctx.shape
@@ -159,22 +177,31 @@ class _TileAttention(torch.autograd.Function):
     Six batched GEMMs in all and a handful of in-place passes over the ``(tiles, n_q, n_k)`` scores.
     """
 
+    vmap = staticmethod(_refuse_vmap)
+
     @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logits: torch.Tensor,  # noqa: ANN001
-                scale: float) -> torch.Tensor:
+    def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logits: torch.Tensor,
+                scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns the output and, for :meth:`setup_context`, the probabilities and the flat output."""
         lead, n_q, n_k = q.shape[:-2], q.shape[-2], k.shape[-2]
         q3, k3, v3 = (t.reshape(-1, *t.shape[-2:]) for t in (q, k, v))
         scores = torch.bmm(q3 * scale, k3.transpose(1, 2)).to(logits.dtype)
         scores.view(*lead, n_q, n_k).add_(logits)
         probs = torch.softmax(scores, dim=-1)
         out = torch.bmm(probs.to(v3.dtype), v3)
-        ctx.save_for_backward(q3, k3, v3, probs, out)
-        ctx.scale, ctx.logits_shape, ctx.lead = scale, logits.shape, lead
-        return out.view(*lead, n_q, v.shape[-1])
+        return out.view(*lead, n_q, v.shape[-1]), probs, out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out: torch.Tensor):  # noqa: ANN001, ANN205
+    def setup_context(ctx, inputs: tuple, output: tuple) -> None:  # noqa: ANN001
+        q, k, v, logits, scale = inputs
+        _, probs, out = output
+        ctx.mark_non_differentiable(probs, out)
+        ctx.save_for_backward(*(t.reshape(-1, *t.shape[-2:]) for t in (q, k, v)), probs, out)
+        ctx.scale, ctx.logits_shape, ctx.lead = scale, logits.shape, q.shape[:-2]
+
+    @staticmethod
+    @first_order_only(IMPLEMENTATION)
+    def backward(ctx, grad_out: torch.Tensor, _grad_probs: None, _grad_flat: None):  # noqa: ANN001, ANN205
         q3, k3, v3, probs, out = ctx.saved_tensors
         grad3 = grad_out.reshape(out.shape)
         grad_v = torch.bmm(probs.transpose(1, 2).to(grad3.dtype), grad3)
@@ -197,9 +224,22 @@ def attend_tiles(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logits: torc
 
     ``logits`` (additive, ``-inf`` = masked) broadcast to ``(B, H, T, n_q, n_k)`` in the compute dtype
     (float32 for half-precision inputs, else the input dtype); see :func:`compute_dtype`. Differentiable
-    in q, k, v and logits (first order).
+    in q, k, v and logits (first order). With a NaN or infinity in k or v the fused kernel would spread it
+    over whole tiles (a masked ``-inf`` logit plus a NaN score is NaN, and ``0 · NaN`` enters ``P v``), so
+    such calls take :func:`dense_attention` on the tiles instead, where it reaches only the queries that see it.
     """
-    return _TileAttention.apply(q, k, v, logits, scale)
+    if has_non_finite(k, v):
+        return _attend_tiles_exact(q, k, v, logits, scale=scale)
+    return _TileAttention.apply(q, k, v, logits, scale)[0]
+
+
+def _attend_tiles_exact(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logits: torch.Tensor, *,
+                        scale: float) -> torch.Tensor:
+    """:func:`attend_tiles` by plain autograd through :func:`dense_attention` on the tiles, in the compute dtype:
+    masked logits stay ``-inf`` whatever the scores, masked values never enter a product."""
+    dtype = logits.dtype
+    out = dense_attention(q.to(dtype), k.to(dtype), v.to(dtype), bias=logits, scale=scale)
+    return out.to(v.dtype)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from attnzoo.validation import first_order_only
+
 BLOCK_ELEMENTS = 1 << 24
 """Feature elements (batch x heads x rows x N x 2G) per query block: 64 MiB in float32."""
 
@@ -40,7 +42,7 @@ class _BlockedKArAt(torch.autograd.Function):
         return hidden @ mixed
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @first_order_only("Fourier-KArAt's blocked path (impl='blocked')")
     def backward(ctx, grad_out):  # noqa: ANN001, ANN205
         query, key, value, proj, cos_matrix, sin_matrix, hidden, mixed = ctx.saved_tensors
         scale, grid, rows = ctx.scale, ctx.grid, ctx.rows
