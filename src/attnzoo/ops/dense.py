@@ -50,7 +50,8 @@ def attend_values(probs: torch.Tensor, value: torch.Tensor, visible: torch.Tenso
 
     The plain product is used when ``value`` is finite. Otherwise masked keys would still enter the GEMM as
     ``0 · NaN = NaN``, so the keys holding a non-finite value in any batch entry (usually few) are taken out of
-    the GEMM and added back with ``torch.where`` on the mask: O(Nq · bad keys · Dv) more work.
+    the GEMM and added back with ``torch.where`` on the mask: O(Nq · bad keys · Dv) more work. The mask is
+    applied to the values before the product, so gradients through hidden pairs are 0, not ``0 · NaN``.
     """
     if not has_non_finite(value):
         return torch.matmul(probs, value)
@@ -58,8 +59,8 @@ def attend_values(probs: torch.Tensor, value: torch.Tensor, visible: torch.Tenso
     columns = bad.reshape(-1, bad.shape[-1]).any(0).nonzero().squeeze(1)
     out = torch.matmul(probs, value.index_fill(-2, columns, 0))
     seen = visible.expand(probs.shape).index_select(-1, columns)[..., None]
-    products = probs.index_select(-1, columns)[..., None] * value.index_select(-2, columns)[..., None, :, :]
-    return out + torch.where(seen, products, 0).sum(-2)
+    values = torch.where(seen, value.index_select(-2, columns)[..., None, :, :], 0)  # (..., Nq, bad keys, Dv)
+    return out + (probs.index_select(-1, columns)[..., None] * values).sum(-2)
 
 
 def dense_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
@@ -79,8 +80,8 @@ def dense_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                      "impl='auto' or a named one")
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     scores = torch.matmul(query, key.transpose(-1, -2)) * scale
-    if bias is not None:
-        scores = scores + bias
+    if bias is not None:  # a -inf bias hides the key even where its score is NaN
+        scores = (scores + bias).masked_fill(bias == float("-inf"), float("-inf"))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     probs = torch.softmax(scores, dim=-1)
