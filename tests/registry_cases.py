@@ -1,4 +1,4 @@
-"""Helpers to run any registered variant on one of its cases (used by the registry-wide contract tests)."""
+"""Helpers to run any registered variant on one of its test cases (used by the registry-wide contract tests)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,40 @@ from typing import Any
 
 import torch
 
-from attnzoo.registry import Variant
+from attnzoo.testing import OpTestSpec
 
-def make_inputs(variant: Variant, case: Mapping[str, Any], dtype: torch.dtype = torch.float64,
+
+def make_inputs(spec: OpTestSpec, case: Mapping[str, Any], dtype: torch.dtype = torch.float64,
                 device: str = "cpu", seed: int = 0, requires_grad: bool = False) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    inputs = variant.make_inputs(case, dtype, device, generator)
+    inputs = spec.make_inputs(case, dtype, device, generator)
     return {name: t.requires_grad_(requires_grad) for name, t in inputs.items()}
 
 
-def run(variant: Variant, case: Mapping[str, Any], inputs: Mapping[str, torch.Tensor], impl: str) -> torch.Tensor:
-    return variant.op(**inputs, **variant.options(case), impl=impl)
+def outputs(result: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Every tensor an op returned (the output, and final states where it returns them)."""
+    return result if isinstance(result, tuple) else (result,)
 
 
-def forward_backward(variant: Variant, case: Mapping[str, Any], inputs: Mapping[str, torch.Tensor], impl: str,
-                     seed: int = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Output and the gradients of ``<out, g>`` for a fixed random cotangent ``g`` w.r.t. every input."""
-    out = run(variant, case, inputs, impl)
-    cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    grads = torch.autograd.grad(out, list(inputs.values()), cotangent.to(out.dtype))
-    return out, dict(zip(inputs, grads))
+def run(spec: OpTestSpec, case: Mapping[str, Any], inputs: Mapping[str, torch.Tensor], impl: str) -> torch.Tensor:
+    """The op's main output (the first tensor it returns)."""
+    return outputs(run_all(spec, case, inputs, impl))[0]
+
+
+def run_all(spec: OpTestSpec, case: Mapping[str, Any], inputs: Mapping[str, torch.Tensor],
+            impl: str) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    return spec.registered.op(**inputs, **spec.options(case), impl=impl)
+
+
+def forward_backward(spec: OpTestSpec, case: Mapping[str, Any], inputs: Mapping[str, torch.Tensor], impl: str,
+                     seed: int = 1) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    """Every output and the gradients of ``sum_i <out_i, g_i>`` (fixed random cotangents ``g_i``, one per output,
+    final states included) with respect to every input."""
+    outs = outputs(run_all(spec, case, inputs, impl))
+    generator = torch.Generator().manual_seed(seed)
+    cotangents = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(o.dtype) for o in outs]
+    grads = torch.autograd.grad(outs, list(inputs.values()), cotangents, allow_unused=True)
+    return outs, {name: torch.zeros_like(t) if g is None else g for (name, t), g in zip(inputs.items(), grads)}
 
 
 def case_id(case: Mapping[str, Any]) -> str:

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from attnzoo.models import Block, CausalSoftmaxAttention, SoftmaxAttention, mixer_factory, usable_mixers
-from attnzoo.models.mixers import GRID_LAYOUTS, SEQUENCE_LAYOUT, SIZE_OPTIONS, token_axes
+from attnzoo.models.mixers import GRID_LAYOUT, SEQUENCE_LAYOUT
 from attnzoo.registry import get_variant, variants
 
-VIT_LAYOUTS = (SEQUENCE_LAYOUT, *GRID_LAYOUTS)
+VIT_LAYOUTS = (SEQUENCE_LAYOUT, GRID_LAYOUT)
 
 
 def test_usable_mixers_follow_the_registry() -> None:
@@ -17,10 +17,11 @@ def test_usable_mixers_follow_the_registry() -> None:
     every = usable_mixers(VIT_LAYOUTS, causal=False)
     assert causal[0] == every[0] == "softmax"
     assert set(causal[1:]) == {v.name for v in variants()
-                               if v.layer_layout == SEQUENCE_LAYOUT and v.future_mask is not None}
+                               if v.layer_layout == SEQUENCE_LAYOUT and v.causal}
     assert set(every[1:]) == {v.name for v in variants() if v.layer_layout in VIT_LAYOUTS}
-    assert "softmax" not in usable_mixers(GRID_LAYOUTS, causal=False)
-    assert token_axes("(B, N, C)") == 1 and token_axes("(B, H, W, C)") == 2
+    assert "softmax" not in usable_mixers((GRID_LAYOUT,), causal=False)
+    assert SEQUENCE_LAYOUT.token_axes == 1 and GRID_LAYOUT.token_axes == 2
+    assert str(SEQUENCE_LAYOUT) == "(B, N, C)" and str(GRID_LAYOUT) == "(B, H, W, C)"
 
 
 def test_unknown_mixer_lists_the_mixers_usable_by_that_model() -> None:
@@ -57,7 +58,7 @@ def test_size_options_come_from_the_grid_unless_given() -> None:
         assert mixer_factory(mixer, 16, layouts=VIT_LAYOUTS, causal=False, grid=grid).options[option] == 30
         given = mixer_factory(mixer, 16, {option: 40}, layouts=VIT_LAYOUTS, causal=False, grid=grid)
         assert given.options[option] == 40
-    assert set(SIZE_OPTIONS) == {"resolution", "seq_len", "l_max", "max_len"}
+    assert {name for v in variants() for name in v.size_options} == {"resolution", "seq_len", "l_max", "max_len"}
     assert "resolution" not in mixer_factory("softmax", 16, causal=False, grid=grid).options
     no_grid = mixer_factory("base_conv", 16)  # the language model's call: no grid, the registry default stays
     assert no_grid.options["l_max"] == get_variant("base_conv").layer_defaults["l_max"]
@@ -81,7 +82,7 @@ def test_bidirectional_softmax_matches_explicit_attention() -> None:
 
 def test_block_refuses_a_mixer_that_changes_the_shape() -> None:
     block = Block(16, mixer_factory("halo_attention", 16, {"block_size": 4, "halo_size": 1, "stride": 2},
-                                    layouts=GRID_LAYOUTS, causal=False)())
+                                    layouts=(GRID_LAYOUT,), causal=False)())
     with pytest.raises(ValueError, match="must keep the shape"):
         block(torch.randn(1, 8, 8, 16))
     with pytest.raises(ValueError, match="mlp_ratio=-1"):

@@ -13,8 +13,8 @@ def test_every_variant_has_metadata_and_a_reference() -> None:
     for variant in attnzoo.variants():
         assert variant.paper.title and variant.paper.year > 1990
         assert variant.paper.number is None or 1 <= variant.paper.number <= 61
-        assert "reference" in variant.implementations and variant.layout.startswith("(B, ")
-        assert variant.cases and variant.tiny_case and variant.random_case is not None
+        assert "reference" in variant.implementations and str(variant.layout).startswith("(B, ")
+        assert variant.family in attnzoo.registry.FAMILIES
         for impl in variant.implementations.values():
             assert impl.capabilities.describe().startswith("devices=")
 

@@ -3,7 +3,7 @@ S²-Attn code path, tile coverage and memory, FlexAttention on CPU, bad input, l
 
 Every fast path against the reference (forward and backward, float64 and float32, lengths 1 / 63 / 500,
 head dims 8 / 60) and ``gradcheck`` on tiny cases run for these variants in ``tests/test_contract.py``
-over the cases registered in ``attnzoo/catalog/sliding_window.py``.
+over the cases registered in ``attnzoo/ops/sliding_window/testing.py``.
 """
 
 from __future__ import annotations

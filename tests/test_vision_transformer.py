@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from attnzoo.models import VisionTransformer, usable_mixers
-from attnzoo.models.mixers import GRID_LAYOUTS, SEQUENCE_LAYOUT
+from attnzoo.models.mixers import GRID_LAYOUT, SEQUENCE_LAYOUT
 from attnzoo.registry import variants
 
-LAYOUTS = (SEQUENCE_LAYOUT, *GRID_LAYOUTS)
+LAYOUTS = (SEQUENCE_LAYOUT, GRID_LAYOUT)
 MIXERS = usable_mixers(LAYOUTS, causal=False)  # softmax, then every grid and sequence variant of the registry
 REFUSED = [v.name for v in variants() if v.layer is not None and v.layer_layout not in LAYOUTS]
 

@@ -85,7 +85,7 @@ def describe_variants(found: Sequence[Variant]) -> str:
     """A table of the variants (name, family, paper year and arXiv id, layout, implementations), then per
     variant its paper title and each implementation's declared capabilities."""
     overview = [("VARIANT", "FAMILY", "YEAR", "ARXIV", "LAYOUT", "IMPLEMENTATIONS")]
-    overview += [(v.name, v.family, str(v.paper.year), v.paper.arxiv, v.layout, ", ".join(v.implementations))
+    overview += [(v.name, v.family, str(v.paper.year), v.paper.arxiv, str(v.layout), ", ".join(v.implementations))
                  for v in found]
     blocks = [_table(overview)]
     for v in found:

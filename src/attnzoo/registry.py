@@ -5,19 +5,25 @@ Every mechanism is a :class:`Variant` (paper, family, layout, functional op, lay
 by a :class:`CallFacts` and :func:`select_implementation` either returns the implementation to run or raises
 :class:`NotSupportedError` listing every reason, per implementation (xformers' ``not_supported_reasons``).
 ``impl="auto"`` takes the first implementation, in declared priority order, that can run the call, and
-:func:`explain` says which and why the others were passed over.
+:func:`explain` says which and why the others were passed over. Dispatch has no logging or other side effect
+(``torch.compile`` traces it without graph breaks); :func:`explain` is the way to ask.
+
+Each mechanism registers itself next to its code: ``attnzoo/ops/<mechanism>/registration.py`` calls
+:func:`register`, and the registry imports every such module of the ``attnzoo.ops`` package on first use, so
+adding a mechanism adds a folder and edits no existing file. What the tests need (cases, sample and error
+inputs, random-case generators) lives apart, in :mod:`attnzoo.testing`.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib
+import importlib.util
+import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
-logger = logging.getLogger("attnzoo")
 
 FLOAT_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 
@@ -38,12 +44,68 @@ class Paper:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """A tensor layout, stated once: batch first; then a heads axis (functional ops, ``(B, H, N, D)``), or the
+    channels (``channels_first``, CNN modules, ``(B, C, H, W)``); then ``token_axes`` token axes; the feature
+    axis last for channels-last layouts. Equal layouts compare equal whatever their axes are called."""
+
+    token_axes: int
+    heads: bool = False
+    channels_first: bool = False
+
+    def __post_init__(self) -> None:
+        if self.token_axes not in (1, 2, 3):
+            raise ValueError(f"token_axes={self.token_axes!r}: expected 1, 2 or 3")
+        if self.heads and self.channels_first:
+            raise ValueError("a layout has either a heads axis or channels first, not both")
+
+    @property
+    def rank(self) -> int:
+        """Number of tensor dims."""
+        return self.token_axes + (3 if self.heads else 2)
+
+    def __str__(self) -> str:
+        if self.token_axes == 1:
+            tokens = ("N",)
+        else:
+            tokens = ("H", "W") if self.token_axes == 2 and not self.heads else ("X", "Y", "Z")[:self.token_axes]
+        if self.heads:
+            dims = ("B", "H", *tokens, "D")
+        elif self.channels_first:
+            dims = ("B", "C", *tokens)
+        else:
+            dims = ("B", *tokens, "C")
+        return f"({', '.join(dims)})"
+
+
+SEQUENCE = Layout(1, heads=True)
+"""``(B, H, N, D)``: the SDPA convention of sequence ops."""
+GRID_2D = Layout(2, heads=True)
+"""``(B, H, X, Y, D)``: 2-D grid ops."""
+GRID_3D = Layout(3, heads=True)
+"""``(B, H, X, Y, Z, D)``: 3-D grid ops."""
+TOKENS = Layout(1)
+"""``(B, N, C)``: token mixers (and the channels-last sequence ops without heads)."""
+IMAGE = Layout(2)
+"""``(B, H, W, C)``: channels-last spatial mixers."""
+VOLUME = Layout(3)
+"""``(B, X, Y, Z, C)``: channels-last 3-D mixers."""
+
+
+@dataclass(frozen=True)
 class Capabilities:
-    """What an implementation can run. ``backward_devices`` lists the devices where gradients flow."""
+    """What an implementation can run: claims that the test contract checks one by one (a claimed dtype, device
+    or backward runs and agrees with the reference; an unclaimed one raises :class:`NotSupportedError`).
+    ``backward_devices`` lists the devices where gradients flow; ``double_backward`` whether gradients of
+    gradients do (``create_graph=True``); where not, the backward raises :class:`NotSupportedError`."""
 
     devices: frozenset[str]
     dtypes: frozenset[torch.dtype] = FLOAT_DTYPES
     backward_devices: frozenset[str] = frozenset()
+    double_backward: bool = False
+    exactly_causal: bool = True
+    """``False``: causal in exact arithmetic, but a future position leaks into the output at round-off level
+    (FFT convolutions); ``True``: the output's gradient with respect to the future is exactly zero."""
     causal: bool = True  # False: cannot run the variant's causal option (if it has one)
     dilation: bool = True  # False: cannot run dilation > 1 (if the variant has dilation)
     bias: bool = True  # False: cannot run a positional bias (if the variant has one)
@@ -63,6 +125,8 @@ class Capabilities:
         """One line: devices, dtypes, backward, and the variant options this implementation cannot run."""
         dtypes = ",".join(sorted(str(d).removeprefix("torch.") for d in self.dtypes))
         backward = ",".join(sorted(self.backward_devices)) or "none"
+        if self.backward_devices and self.double_backward:
+            backward += " (double)"
         missing = [f"no {name}" for name in ("causal", "dilation", "bias") if not getattr(self, name)]
         if self.max_head_dim:
             missing.append(f"head_dim<={self.max_head_dim}")
@@ -90,6 +154,9 @@ class CallFacts:
     def of(cls, tensors: Sequence[torch.Tensor], *, causal: bool = False, dilation: bool = False,
            bias: bool = False, coverage: float = 0.0, length: int = 0) -> CallFacts:
         """Facts from the input tensors (the first one sets device, dtype and head dim) and the options."""
+        if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+            raise ValueError(f"tensors={[type(t).__name__ for t in tensors]}: expected a non-empty sequence of "
+                             "torch.Tensor (the call's inputs, the main one first)")
         first = tensors[0]
         return cls(device=first.device.type, dtype=first.dtype,
                    needs_grad=torch.is_grad_enabled() and any(t.requires_grad for t in tensors),
@@ -148,44 +215,54 @@ class Implementation:
         return reasons
 
 
+FAMILIES: dict[str, str] = {
+    "local": "local and windowed attention",
+    "linear": "linear, kernel and recurrent attention",
+}
+"""The families, in the order ``attnzoo list``, the README and the reports show them, with what they are."""
+
+
 @dataclass
 class Variant:
-    """A registered mechanism: metadata, implementations in ``auto`` priority order, op and layer.
+    """A registered mechanism: what the library needs at run time.
 
-    ``op`` is the public functional op (it validates, dispatches and accepts ``impl=``); ``layer`` the
-    ``nn.Module`` built by :func:`attnzoo.create`. ``cases`` are awkward configurations on which every
-    implementation is compared against ``reference``; ``make_inputs(case, dtype, device, generator)`` builds
-    the op's tensor arguments and ``options(case)`` its keyword arguments; ``tiny_case`` is small enough for
-    ``torch.autograd.gradcheck`` (a few dozen input elements); ``random_case(rnd)`` draws a
-    small configuration for the property tests; ``future_mask(case)`` (causal variants only) says, for each
-    (query, key) pair of the flattened sequence, whether the key lies in the query's future; the causality
-    test then checks that no output depends on a future position of any batched input.
+    ``op`` is the public functional op (it validates, dispatches and accepts ``impl=``) with inputs in
+    ``layout``; ``implementations`` in ``auto`` priority order, a ``"reference"`` among them; ``causal``: the
+    variant can run causally (it is always causal, or has an ``is_causal`` option), so that no output reads a
+    later token. ``layer`` is the ``nn.Module`` that :func:`attnzoo.create` builds with ``layer_defaults``, its
+    input in ``layer_layout``. ``size_options`` are the layer's keyword arguments fixed by the token shape it
+    sees (``(N,)`` or ``(H, W)``), each computed from that shape, which a model fills unless told otherwise;
+    ``fit_options(grid, extent)`` gives the options that make the layer local over about ``extent`` tokens per
+    axis of a model's token ``grid`` (window, kernel, block, group), for variants that have such a size.
     """
 
     name: str
     family: str
     paper: Paper
-    layout: str
+    layout: Layout
     summary: str
-    op: Callable[..., torch.Tensor]
+    op: Callable[..., Any]
     implementations: dict[str, Implementation]
+    causal: bool = False
     layer: type[torch.nn.Module] | None = None
-    layer_layout: str = ""
+    layer_layout: Layout | None = None
     layer_defaults: Mapping[str, Any] = field(default_factory=dict)
-    layer_input_shape: tuple[int, ...] = ()
-    cases: Sequence[Mapping[str, Any]] = ()
-    tiny_case: Mapping[str, Any] = field(default_factory=dict)
-    make_inputs: Callable[..., dict[str, torch.Tensor]] | None = None
-    options: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda case: {}
-    random_case: Callable[[Any], dict[str, Any]] | None = None
-    future_mask: Callable[[Mapping[str, Any]], torch.Tensor | None] | None = None
-    batched_inputs: tuple[str, ...] = ("query", "key", "value")
-    """Names of the op's tensor arguments whose first dim is the batch; the first one also sets the
-    output's batch size (and, for ``(B, H, ...)`` ops, its heads)."""
+    size_options: Mapping[str, Callable[[tuple[int, ...]], Any]] = field(default_factory=dict)
+    fit_options: Callable[[tuple[int, ...], int], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if "reference" not in self.implementations:
             raise ValueError(f"variant {self.name!r} has no 'reference' implementation")
+        if self.family not in FAMILIES:
+            raise ValueError(f"variant {self.name!r}: family={self.family!r}; expected one of {list(FAMILIES)}")
+        for key, implementation in self.implementations.items():
+            if key != implementation.name:
+                raise ValueError(f"variant {self.name!r}: implementation registered as {key!r} is named "
+                                 f"{implementation.name!r}")
+        if not isinstance(self.layout, Layout) or not isinstance(self.layer_layout, (Layout, type(None))):
+            raise TypeError(f"variant {self.name!r}: layout and layer_layout must be attnzoo.registry.Layout")
+        if (self.layer is None) != (self.layer_layout is None):
+            raise ValueError(f"variant {self.name!r}: a layer needs a layer_layout and vice versa")
 
 
 _REGISTRY: dict[str, Variant] = {}
@@ -199,24 +276,45 @@ def register(variant: Variant) -> Variant:
     return variant
 
 
-def _ensure_loaded() -> None:
-    # Importing the catalog registers every variant.
-    import attnzoo.catalog  # noqa: F401
+def import_mechanism_modules(module: str) -> list[str]:
+    """Import ``attnzoo.ops.<mechanism>.<module>`` for every mechanism package that has one; their names."""
+    import attnzoo.ops
 
-
-def variants(family: str | None = None) -> list[Variant]:
-    """All registered variants, optionally of one family, in registration order."""
-    _ensure_loaded()
-    found = [v for v in _REGISTRY.values() if family is None or v.family == family]
-    if family is not None and not found:
-        raise ValueError(f"family={family!r} has no variants; families: {sorted(families())}")
+    found = []
+    for info in pkgutil.iter_modules(attnzoo.ops.__path__):
+        name = f"attnzoo.ops.{info.name}.{module}"
+        if info.ispkg and importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+            found.append(name)
     return found
 
 
-def families() -> list[str]:
-    """The distinct families, in registration order."""
+_LOADED = False
+
+
+def _ensure_loaded() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        import_mechanism_modules("registration")
+
+
+def variants(family: str | None = None) -> list[Variant]:
+    """All registered variants, optionally of one family: families in :data:`FAMILIES` order, then in
+    registration order (mechanism packages alphabetically)."""
     _ensure_loaded()
-    return list(dict.fromkeys(v.family for v in _REGISTRY.values()))
+    if family is not None and family not in families():
+        raise ValueError(f"family={family!r} has no variants; families: {families()}")
+    order = list(FAMILIES)
+    return sorted((v for v in _REGISTRY.values() if family is None or v.family == family),
+                  key=lambda v: order.index(v.family))
+
+
+def families() -> list[str]:
+    """The families that have variants, in :data:`FAMILIES` order."""
+    _ensure_loaded()
+    present = {v.family for v in _REGISTRY.values()}
+    return [f for f in FAMILIES if f in present]
 
 
 def get_variant(name: str) -> Variant:
@@ -254,9 +352,6 @@ def select_implementation(variant_name: str, impl: str, facts: CallFacts) -> Imp
                 reasons[c.name] = [passed_over]
     for candidate in candidates:
         if not reasons[candidate.name]:
-            if impl == "auto":
-                logger.debug("%s: impl='auto' chose %r for %s; passed over: %s", variant_name,
-                             candidate.name, facts, {k: v for k, v in reasons.items() if v})
             return candidate
     lines = "\n".join(f"  {name}: " + "; ".join(why) for name, why in reasons.items())
     raise NotSupportedError(f"{variant_name}: no implementation can run this call "

@@ -1,20 +1,21 @@
-"""Attention layers (``nn.Module``): token mixers ``(B, N, C)``, spatial mixers ``(B, H, W, C)``."""
+"""Attention layers (``nn.Module``): token mixers ``(B, N, C)``, spatial mixers ``(B, H, W, C)``. Every public
+``nn.Module`` class defined in a module of this package is re-exported here, found by module discovery (a new
+layer module needs no edit here)."""
 
-from attnzoo.layers.agent import AgentAttention
-from attnzoo.layers.base_conv import BaseConv
-from attnzoo.layers.halo import HaloAttention
-from attnzoo.layers.karat import FourierKArAtAttention, FourierKArAtOperator
-from attnzoo.layers.kernelized import KernelizedRPEAttention
-from attnzoo.layers.linear import LightningAttention, LinearAttention
-from attnzoo.layers.lmu import LMUMixer
-from attnzoo.layers.neighborhood import NeighborhoodAttention1D, NeighborhoodAttention2D, NeighborhoodAttention3D
-from attnzoo.layers.sliding_window import ShiftedSparseAttention, SinkFocusedAttention, SlidingWindowAttention
-from attnzoo.layers.soft import SoftAttention
-from attnzoo.layers.window import WindowAttention2D
+from __future__ import annotations
 
-__all__ = ["AgentAttention", "BaseConv", "FourierKArAtAttention", "FourierKArAtOperator", "HaloAttention",
-           "KernelizedRPEAttention", "LMUMixer",
-           "LightningAttention", "LinearAttention", "NeighborhoodAttention1D",
-           "NeighborhoodAttention2D", "NeighborhoodAttention3D",
-           "ShiftedSparseAttention", "SinkFocusedAttention", "SlidingWindowAttention", "SoftAttention",
-           "WindowAttention2D"]
+import importlib
+import inspect
+import pkgutil
+
+from torch import nn
+
+__all__: list[str] = []
+
+for _info in pkgutil.iter_modules(__path__):
+    _module = importlib.import_module(f"{__name__}.{_info.name}")
+    for _name, _obj in inspect.getmembers(_module, inspect.isclass):
+        if issubclass(_obj, nn.Module) and _obj.__module__ == _module.__name__ and not _name.startswith("_"):
+            globals()[_name] = _obj
+            __all__.append(_name)
+__all__ = sorted(__all__)

@@ -42,7 +42,7 @@ class CausalLanguageModel(nn.Module):
         short_conv: if ``> 0``, block 0's mixer is ``base_conv`` with ``kernel_size=short_conv`` instead of
             ``mixer`` (the other ``num_layers - 1`` blocks use ``mixer``).
         seq_len: the training sequence length, if known: fills the mixer's size options (``l_max``,
-            ``max_len``, ``seq_len``; :data:`~attnzoo.models.mixers.SIZE_OPTIONS`) unless ``mixer_kwargs`` sets them.
+            ``max_len``, ``seq_len``; the variant's ``size_options``) unless ``mixer_kwargs`` sets them.
     """
 
     def __init__(self, vocab_size: int, dim: int, num_layers: int, mixer: str = SOFTMAX,

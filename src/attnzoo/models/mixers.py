@@ -3,7 +3,8 @@
 Every model of :mod:`attnzoo.models` builds its mixers with :func:`mixer_factory`, telling it which input
 layouts it can feed (``(B, N, C)`` sequences, ``(B, H, W, C)`` grids), whether the mixer must be causal, and
 its token grid. The factory fills the layer's *size options* (the keyword arguments whose value is fixed by
-the token shape the layer sees, :data:`SIZE_OPTIONS`) from that grid unless the caller passes them, and
+the token shape the layer sees, declared by each variant as ``Variant.size_options``) from that grid unless
+the caller passes them, and
 refuses, with the list of usable mixers, a name that is unknown, has the wrong layout or cannot be causal
 when causality is required.
 """
@@ -13,45 +14,34 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from attnzoo.models.softmax_mixer import SoftmaxAttention
-from attnzoo.registry import get_variant, variants
+from attnzoo.registry import IMAGE, TOKENS, Layout, get_variant, variants
 
 SOFTMAX = "softmax"
 """The mixer name of the dense baseline, :class:`SoftmaxAttention` (not a registry variant)."""
 
-SEQUENCE_LAYOUT = "(B, N, C)"
-GRID_LAYOUTS = ("(B, H, W, C)", "(B, X, Y, C)")
-"""The registry's spellings of a channels-last 2-D grid layout."""
-
-SIZE_OPTIONS: Mapping[str, Callable[[tuple[int, ...]], Any]] = {
-    "resolution": tuple,  # agent_attention: the (H, W) grid its biases are built for
-    "seq_len": math.prod,  # fourier_karat: the operator's sequence length N
-    "l_max": math.prod,  # base_conv: the long filter's length
-    "max_len": math.prod,  # kernelized_rpe_attention: the RPE table covers offsets of |t| < max_len
-}
-"""Layer keyword arguments fixed by the token shape the layer sees (``(N,)`` or ``(H, W)``), by name."""
+SEQUENCE_LAYOUT = TOKENS
+"""``(B, N, C)``: what sequence models feed their mixers."""
+GRID_LAYOUT = IMAGE
+"""``(B, H, W, C)``: what a ViT feeds a spatial mixer."""
 
 
 @dataclass(frozen=True)
 class MixerSpec:
-    """What building mixer ``name`` takes: the layer class, its input layout, its default keyword arguments
-    and whether it can run causally (a registry variant declaring a ``future_mask``, or softmax)."""
+    """What building mixer ``name`` takes: the layer class, its input layout, its default keyword arguments,
+    whether it can run causally (a causal registry variant, or softmax) and its size options."""
 
     name: str
     layer: type[nn.Module]
-    layout: str
+    layout: Layout
     defaults: Mapping[str, Any]
     can_be_causal: bool
-
-
-def token_axes(layout: str) -> int:
-    """The number of token axes of a channels-last layout: ``"(B, N, C)"`` -> 1, ``"(B, H, W, C)"`` -> 2."""
-    return len(layout.split(",")) - 2
+    size_options: Mapping[str, Callable[[tuple[int, ...]], Any]] = field(default_factory=dict)
 
 
 def mixer_spec(name: str, causal: bool) -> MixerSpec:
@@ -62,8 +52,8 @@ def mixer_spec(name: str, causal: bool) -> MixerSpec:
     variant = get_variant(name)
     if variant.layer is None:
         raise ValueError(f"mixer {name!r} has no layer")
-    return MixerSpec(name, variant.layer, variant.layer_layout, dict(variant.layer_defaults),
-                     variant.future_mask is not None)
+    return MixerSpec(name, variant.layer, variant.layer_layout, dict(variant.layer_defaults), variant.causal,
+                     variant.size_options)
 
 
 def option_if_taken(mixer: str, option: str, value: Any) -> dict[str, Any]:
@@ -76,7 +66,21 @@ def option_if_taken(mixer: str, option: str, value: Any) -> dict[str, Any]:
     return {option: value} if option in inspect.signature(layer.__init__).parameters else {}
 
 
-def check_mixers(options: Mapping[str, Mapping[str, Any]], dim: int, layouts: Sequence[str], causal: bool) -> None:
+def fit_options(mixer: str, grid: tuple[int, ...], extent: int) -> dict[str, Any]:
+    """The options that make mixer ``mixer`` local over about ``extent`` tokens per axis of the token ``grid`` its
+    layer sees (the variant's ``fit_options``; a ``(B, N, C)`` layer sees a 2-D grid flattened), or ``{}`` for a
+    mixer without such a size (softmax, linear attention...) or an unknown name, which :func:`check_mixers`
+    then reports."""
+    try:
+        spec = mixer_spec(mixer, causal=False)
+    except KeyError:
+        return {}
+    fit = None if mixer == SOFTMAX else get_variant(mixer).fit_options
+    return {} if fit is None else fit(_tokens_seen(spec.layout, tuple(grid)), extent)
+
+
+def check_mixers(options: Mapping[str, Mapping[str, Any]], dim: int, layouts: Sequence[Layout],
+                 causal: bool) -> None:
     """Raise one ``ValueError`` naming every mixer of ``options`` (name -> layer options) that
     :func:`mixer_factory` refuses for a model feeding ``layouts`` (causal if ``causal``), then the usable ones."""
     problems = []
@@ -91,11 +95,11 @@ def check_mixers(options: Mapping[str, Mapping[str, Any]], dim: int, layouts: Se
         raise ValueError("; ".join(problems) + f". Usable mixers: {', '.join(usable_mixers(layouts, causal))}")
 
 
-def usable_mixers(layouts: Sequence[str], causal: bool) -> list[str]:
+def usable_mixers(layouts: Sequence[Layout], causal: bool) -> list[str]:
     """The mixer names a model feeding ``layouts`` (and requiring causality if ``causal``) can build."""
     dense = [SOFTMAX] if SEQUENCE_LAYOUT in layouts else []
     return dense + [v.name for v in variants() if v.layer is not None and v.layer_layout in layouts
-                    and (v.future_mask is not None or not causal)]
+                    and (v.causal or not causal)]
 
 
 def _causal_option_value(layer: type[nn.Module], defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> Any:
@@ -113,7 +117,7 @@ def _causal_option_value(layer: type[nn.Module], defaults: Mapping[str, Any], kw
 def _check_causal(spec: MixerSpec, kwargs: Mapping[str, Any], usable: str) -> None:
     """Raise ``ValueError`` unless ``spec`` built with ``kwargs`` is causal."""
     if not spec.can_be_causal:
-        raise ValueError(f"mixer {spec.name!r} is not causal (the variant declares no future_mask): its outputs "
+        raise ValueError(f"mixer {spec.name!r} is not causal (the variant is not declared causal): its outputs "
                          f"may depend on future tokens, so this causal model cannot use it; {usable}")
     causal = _causal_option_value(spec.layer, spec.defaults, kwargs)
     if causal is not None and not (all(causal) if isinstance(causal, (tuple, list)) else causal):
@@ -132,29 +136,28 @@ class MixerBuilder:
         return self.spec.layer(**self.options)
 
 
-def _tokens_seen(layout: str, grid: tuple[int, ...]) -> tuple[int, ...]:
+def _tokens_seen(layout: Layout, grid: tuple[int, ...]) -> tuple[int, ...]:
     """The token shape a ``layout`` layer sees of the model's token ``grid``: the grid as is if the ranks
     match, else the grid flattened row-major for a ``(B, N, C)`` layer."""
-    axes = token_axes(layout)
+    axes = layout.token_axes
     if axes == len(grid):
         return grid
     if axes == 1:
         return (math.prod(grid),)
-    raise ValueError(f"grid={grid}: a layer with layout {layout!r} needs {axes} token axes")
+    raise ValueError(f"grid={grid}: a layer with layout {layout} needs {axes} token axes")
 
 
 def mixer_factory(mixer: str, dim: int, mixer_kwargs: Mapping[str, Any] | None = None, *,
-                  layouts: Sequence[str] = (SEQUENCE_LAYOUT,), causal: bool = True,
+                  layouts: Sequence[Layout] = (SEQUENCE_LAYOUT,), causal: bool = True,
                   grid: tuple[int, ...] | None = None) -> MixerBuilder:
     """A :class:`MixerBuilder` of token mixers of width ``dim`` for a model feeding ``layouts``.
 
     ``mixer`` is ``"softmax"`` or a registry variant name. The layer is built with its defaults, overridden by
-    the size options (:data:`SIZE_OPTIONS`, those the layer takes) filled from the token shape it will see,
+    the size options (the variant's ``size_options``) filled from the token shape it will see,
     overridden by ``mixer_kwargs`` (``dim`` is the model's). ``grid`` is the model's token grid (``(N,)`` or
     ``(H, W)``; ``None``: fill no size option); a ``(B, N, C)`` layer sees a 2-D grid flattened row-major.
     The defaults suit a causal ``(B, N, C)`` language model. Raises ``KeyError`` for an unknown name and
-    ``ValueError`` for a layout not in ``layouts`` or, if ``causal``, a variant that is not causal (no
-    ``future_mask``) or whose ``is_causal`` option is off; the messages list the usable mixers.
+    ``ValueError`` for a layout not in ``layouts`` or, if ``causal``, a variant that is not causal or whose ``is_causal`` option is off; the messages list the usable mixers.
     """
     kwargs = dict(mixer_kwargs or {})
     if kwargs.get("dim", dim) != dim:
@@ -166,13 +169,12 @@ def mixer_factory(mixer: str, dim: int, mixer_kwargs: Mapping[str, Any] | None =
     except KeyError:
         raise KeyError(f"no variant named {mixer!r}; {usable}") from None
     if spec.layout not in layouts:
-        raise ValueError(f"mixer {mixer!r} has layer layout {spec.layout!r}; this model takes layouts "
-                         f"{list(layouts)}; {usable}")
+        raise ValueError(f"mixer {mixer!r} has layer layout {spec.layout}; this model takes layouts "
+                         f"{', '.join(map(str, layouts))}; {usable}")
     if causal:
         _check_causal(spec, kwargs, usable)
     size_options: dict[str, Any] = {}
     if grid is not None:
         tokens = _tokens_seen(spec.layout, tuple(grid))
-        parameters = inspect.signature(spec.layer.__init__).parameters
-        size_options = {name: size(tokens) for name, size in SIZE_OPTIONS.items() if name in parameters}
+        size_options = {name: size(tokens) for name, size in spec.size_options.items()}
     return MixerBuilder(spec, {**spec.defaults, **size_options, **kwargs})

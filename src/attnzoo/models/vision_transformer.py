@@ -6,7 +6,7 @@ norm; the mean over all tokens (no class token); a linear head. A grid mixer (``
 grid as is, a sequence mixer (``(B, N, C)``) the grid flattened row-major, ``"softmax"`` is full bidirectional
 attention over the flattened grid. Size options the mixer takes (``resolution``, ``seq_len``, ``l_max``,
 ``max_len``) are filled from the grid unless ``mixer_kwargs`` passes them
-(:data:`~attnzoo.models.mixers.SIZE_OPTIONS`); other constraints (a halo ``block_size`` dividing the grid, a
+(the variant's ``size_options``); other constraints (a halo ``block_size`` dividing the grid, a
 neighbourhood ``kernel_size`` at most the grid) are the layer's own and raise its errors. A mixer with a
 ``shift_size`` (Swin's shifted windows) alternates as in Swin: even blocks unshifted, odd blocks shifted —
 shifting every block alike would keep one window partition, and no information would cross windows.
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from attnzoo.models.block import Block
-from attnzoo.models.mixers import GRID_LAYOUTS, SEQUENCE_LAYOUT, SOFTMAX, mixer_factory, token_axes
+from attnzoo.models.mixers import GRID_LAYOUT, SEQUENCE_LAYOUT, SOFTMAX, mixer_factory
 from attnzoo.validation import per_axis
 
 
@@ -64,10 +64,10 @@ class VisionTransformer(nn.Module):
             per_axis(value, 1, name)
         self.image_size, self.in_channels = image, in_channels
         self.grid = (image[0] // patch[0], image[1] // patch[1])
-        build = mixer_factory(mixer, dim, mixer_kwargs, layouts=(SEQUENCE_LAYOUT, *GRID_LAYOUTS), causal=False,
+        build = mixer_factory(mixer, dim, mixer_kwargs, layouts=(SEQUENCE_LAYOUT, GRID_LAYOUT), causal=False,
                               grid=self.grid)
         self.mixer_name = mixer
-        self.flatten_tokens = token_axes(build.spec.layout) == 1
+        self.flatten_tokens = build.spec.layout.token_axes == 1
         self.patch_embedding = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
         self.position_embedding = nn.Parameter(torch.empty(1, *self.grid, dim))
         nn.init.trunc_normal_(self.position_embedding, std=0.02)

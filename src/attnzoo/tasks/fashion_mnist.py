@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnzoo.models.mixers import GRID_LAYOUTS, SEQUENCE_LAYOUT, check_mixers, option_if_taken
+from attnzoo.models.mixers import GRID_LAYOUT, SEQUENCE_LAYOUT, check_mixers, fit_options, option_if_taken
 from attnzoo.tasks.harness import evaluating, require_at_least, require_available
 from attnzoo.train import TrainConfig
 
@@ -122,21 +122,14 @@ class FashionMNISTTask(ImageClassificationData):
         return IMAGE_SIZE // self.patch_size
 
     def check_mixers(self, options: Mapping[str, Mapping[str, Any]]) -> None:
-        check_mixers(options, self.dim, (SEQUENCE_LAYOUT, *GRID_LAYOUTS), causal=False)
+        check_mixers(options, self.dim, (SEQUENCE_LAYOUT, GRID_LAYOUT), causal=False)
 
     def mixer_options(self, mixer: str) -> dict[str, Any]:
         """Every mixer with heads gets ``num_heads``; local mixers a neighbourhood / window / block of about 5/7 of
-        the grid side (5 at 7x7), so they are local but see across patches."""
+        the grid side (5 at 7x7; ``Variant.fit_options``), so they are local but see across patches."""
         side = self.grid
-        local = max(1, (5 * side) // 7) | 1  # odd: neighbourhoods are centred
-        options: dict[str, dict[str, Any]] = {
-            "neighborhood_attention_2d": {"kernel_size": local},
-            "halo_attention": {"block_size": side, "halo_size": 1} if side % 2 else {"block_size": side // 2},
-            "window_attention_2d": {"window_size": side, "shift_size": 0} if side % 2 else
-            {"window_size": side // 2, "shift_size": side // 4},
-            "agent_attention": {"agent_num": 9},
-        }
-        return {**option_if_taken(mixer, "num_heads", self.num_heads), **options.get(mixer, {})}
+        return {**option_if_taken(mixer, "num_heads", self.num_heads),
+                **fit_options(mixer, (side, side), max(1, (5 * side) // 7))}
 
     def build_model(self, mixer: str, mixer_kwargs: Mapping[str, Any]) -> nn.Module:
         from attnzoo.models import VisionTransformer
@@ -172,15 +165,11 @@ class PixelMNISTTask(ImageClassificationData):
         check_mixers(options, self.dim, (SEQUENCE_LAYOUT,), causal=False)
 
     def mixer_options(self, mixer: str) -> dict[str, Any]:
-        """``num_heads`` for every mixer with heads; windows of about one image row (28 pixels) for the local ones."""
-        options: dict[str, dict[str, Any]] = {
-            "sliding_window_attention": {"window": 29, "is_causal": False},
-            "neighborhood_attention_1d": {"kernel_size": 29},
-            "shifted_sparse_attention": {"group_size": 28},
-            "sink_focused_attention": {"group_size": 28},
-            "linear_attention": {"is_causal": False},
-        }
-        return {**option_if_taken(mixer, "num_heads", self.num_heads), **options.get(mixer, {})}
+        """``num_heads`` for every mixer with heads, ``is_causal=False`` for those with the option (the classifier
+        sees the whole image), and windows / groups of about one image row (28 pixels; ``Variant.fit_options``)
+        for the local ones."""
+        return {**option_if_taken(mixer, "num_heads", self.num_heads), **option_if_taken(mixer, "is_causal", False),
+                **fit_options(mixer, (IMAGE_SIZE * IMAGE_SIZE,), IMAGE_SIZE)}
 
     def build_model(self, mixer: str, mixer_kwargs: Mapping[str, Any]) -> nn.Module:
         from attnzoo.models import SequenceClassifier

@@ -44,9 +44,13 @@ def causal_fft_conv(signal: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
     ``signal`` is ``(B, N, *S)`` (time on dim 1), ``kernel`` ``(K, *S')`` (time on dim 0) with ``S`` and ``S'``
     broadcastable; taps ``s >= N`` cannot reach any output and are dropped. The transform length is a fast size
-    ``>= N + K - 1``, so the circular convolution never wraps (exactly causal, no leakage from the future).
-    Sizes are read as Python ints, so ``torch.jit.trace`` records the transform length of the traced shape.
+    ``>= N + K - 1``, so the circular convolution never wraps: causal in exact arithmetic, while in floating
+    point every output carries round-off (about 1e-16 relative in float64) from every position, future ones
+    included. An empty batch gives an empty result (MKL's FFT refuses zero-size transforms). Sizes are read as
+    Python ints, so ``torch.jit.trace`` records the transform length of the traced shape.
     """
+    if signal.shape[0] == 0:
+        return causal_fft_conv(signal.new_zeros(1, *signal.shape[1:]), kernel)[:0]
     n = int(signal.shape[1])
     kernel = kernel[:n]
     size = fft_size(n + int(kernel.shape[0]) - 1)

@@ -1,0 +1,40 @@
+"""Registry entry of lightning attention (paper 54)."""
+
+from __future__ import annotations
+
+from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT
+from attnzoo.layers.linear import LightningAttention
+from attnzoo.ops.lightning.chunked import decayed_chunked
+from attnzoo.ops.lightning.functional import VARIANT_NAME, lightning_attention
+from attnzoo.ops.lightning.recurrent import decayed_recurrent
+from attnzoo.ops.lightning.reference import decayed_reference
+from attnzoo.registry import SEQUENCE, TOKENS, Implementation, Paper, Variant, register
+
+
+def three_forms(chunked: object, recurrent: object, reference: object) -> dict[str, Implementation]:
+    """The chunked, recurrent and reference implementations of a (decayed) linear attention, in that priority."""
+    return {
+        "chunked": Implementation("chunked", chunked, AUTOGRAD_ANY_FLOAT,
+                                  "intra-block masked GEMMs + loop-free carried block states; O(N (block + D) E)"),
+        "recurrent": Implementation("recurrent", recurrent, AUTOGRAD_ANY_FLOAT,
+                                    "one token at a time with a D x E state (decoding); O(N D E)"),
+        "reference": Implementation("reference", reference, AUTOGRAD_ANY_FLOAT,
+                                    "dense scores x explicit N x N mask (oracle)"),
+    }
+
+
+register(Variant(
+    name=VARIANT_NAME,
+    family="linear",
+    paper=Paper("Various Lengths, Constant Speed: Efficient Language Modeling with Lightning Attention", 2024,
+                "2405.17381", 54),
+    layout=SEQUENCE,
+    summary="causal decayed linear attention (per-head λ = exp(-slope)): intra-block attention + carried "
+            "state; reference / chunked / recurrent with initial and final state",
+    op=lightning_attention,
+    implementations=three_forms(decayed_chunked, decayed_recurrent, decayed_reference),
+    causal=True,
+    layer=LightningAttention,
+    layer_layout=TOKENS,
+    layer_defaults={"dim": 32, "num_heads": 4},
+))

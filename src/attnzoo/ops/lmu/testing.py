@@ -1,0 +1,46 @@
+"""Test spec of the LMU memory: orders 1 to 12, windows from half a token to 128 tokens."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+
+from attnzoo.ops.lmu.functional import VARIANT_NAME
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, case_future_mask, random_tensor, register_spec
+
+
+def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
+    return {"x": random_tensor((case["batch"], case["length"], case["channels"]), dtype, device, generator)}
+
+
+def _options(case: Case) -> dict[str, Any]:
+    return {"order": case["order"], "theta": case["theta"]}
+
+
+def _random_case(rnd: random.Random) -> dict[str, Any]:
+    return {"batch": rnd.randint(1, 3), "length": rnd.randint(1, 24), "channels": rnd.randint(1, 5),
+            "order": rnd.randint(1, 8), "theta": rnd.choice([0.5, 2.0, 7.5, 32.0])}
+
+
+register_spec(OpTestSpec(
+    variant=VARIANT_NAME,
+    cases=[
+        {"batch": 1, "length": 1, "channels": 8, "order": 4, "theta": 4.0},
+        {"batch": 3, "length": 63, "channels": 60, "order": 12, "theta": 32.0},
+        {"batch": 1, "length": 500, "channels": 8, "order": 6, "theta": 128.0},
+        {"batch": 2, "length": 63, "channels": 8, "order": 1, "theta": 0.5},
+    ],
+    tiny_case={"batch": 1, "length": 6, "channels": 2, "order": 3, "theta": 4.0},
+    make_inputs=_inputs,
+    options=_options,
+    random_case=_random_case,
+    future_mask=case_future_mask(True),
+    batched_inputs=("x",),
+    layer_input_shape=(2, 64, 32),
+    error_inputs=[
+        ErrorInput("zero order", ValueError, "order", options={"order": 0}),
+        ErrorInput("non-positive window", ValueError, "theta", options={"theta": 0.0}),
+    ],
+))

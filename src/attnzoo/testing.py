@@ -1,0 +1,139 @@
+"""What the tests need of each mechanism, apart from what the library needs at run time (PyTorch's OpInfo).
+
+Each mechanism declares an :class:`OpTestSpec` in ``attnzoo/ops/<mechanism>/testing.py`` beside its code: the
+awkward cases every implementation is compared on against the reference, a gradcheck-sized case, a random-case
+generator for the property tests, how to build the op's inputs and options from a case, which inputs are
+batched, how to read a causal variant's future, and its error inputs (bad calls and the error each must
+raise). The registry-wide contract (``tests/test_contract.py``) runs on every spec; nothing here is imported
+by the library at run time.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from attnzoo.masks import unflatten_index
+from attnzoo.registry import Variant, get_variant, import_mechanism_modules, variants
+
+Case = Mapping[str, Any]
+Inputs = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ErrorInput:
+    """A bad call and what it must raise: the inputs of ``case`` (default: the spec's first case) changed by
+    ``inputs`` and its options updated with ``options`` must raise ``error`` with a message matching ``match``."""
+
+    description: str
+    error: type[Exception] | tuple[type[Exception], ...]
+    match: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Callable[[Inputs], Inputs] | None = None
+    case: Case | None = None
+
+
+@dataclass(frozen=True)
+class OpTestSpec:
+    """The test-side description of variant ``variant`` (see the module docstring).
+
+    ``make_inputs(case, dtype, device, generator)`` builds the op's tensor arguments, ``options(case)`` its
+    keyword arguments; ``tiny_case`` has at most 200 input elements (gradcheck); ``random_case(rnd)`` draws a
+    small case; ``future_mask(case)`` (causal variants) gives, per (query, key) pair of the flattened tokens,
+    whether the key lies in the query's future, or ``None`` for a non-causal case; ``batched_inputs`` name the
+    token inputs whose first dim is the batch (the first also sets the output's batch, and heads for
+    ``(B, H, ...)`` ops), ``batched_states`` the batched inputs without tokens (an initial state);
+    ``layer_input_shape`` is an input of the layer built with its defaults.
+    """
+
+    variant: str
+    cases: Sequence[Case]
+    tiny_case: Case
+    make_inputs: Callable[[Case, torch.dtype, str, torch.Generator], Inputs]
+    random_case: Callable[[random.Random], dict[str, Any]]
+    layer_input_shape: tuple[int, ...]
+    options: Callable[[Case], dict[str, Any]] = lambda case: {}
+    future_mask: Callable[[Case], torch.Tensor | None] | None = None
+    batched_inputs: tuple[str, ...] = ("query", "key", "value")
+    batched_states: tuple[str, ...] = ()
+    error_inputs: Sequence[ErrorInput] = ()
+
+    @property
+    def registered(self) -> Variant:
+        """The runtime variant this spec describes."""
+        return get_variant(self.variant)
+
+
+_SPECS: dict[str, OpTestSpec] = {}
+
+
+def register_spec(spec: OpTestSpec) -> OpTestSpec:
+    """Add the test spec of a registered variant; one per variant."""
+    if spec.variant in _SPECS:
+        raise ValueError(f"variant {spec.variant!r} already has a test spec")
+    get_variant(spec.variant)  # raises for an unknown name
+    _SPECS[spec.variant] = spec
+    return spec
+
+
+def specs() -> list[OpTestSpec]:
+    """The test spec of every registered variant, in registry order; raises naming any variant without one."""
+    import_mechanism_modules("testing")
+    missing = [v.name for v in variants() if v.name not in _SPECS]
+    if missing:
+        raise LookupError(f"variants without a test spec (attnzoo/ops/<mechanism>/testing.py): {missing}")
+    return [_SPECS[v.name] for v in variants()]
+
+
+def get_spec(name: str) -> OpTestSpec:
+    """The test spec of variant ``name``."""
+    return {s.variant: s for s in specs()}[name]
+
+
+# ---- shared builders of inputs and futures -------------------------------------------------------------------
+
+def random_tensor(shape: Sequence[int], dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal values drawn in float64 on CPU from ``generator`` (reproducible across dtypes/devices)."""
+    return torch.randn(*shape, generator=generator, dtype=torch.float64).to(dtype=dtype, device=device)
+
+
+def qkv_inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
+    """``query``, ``key``, ``value`` of shape ``(batch, heads, *grid, head_dim)`` for a case."""
+    shape = (case["batch"], case["heads"], *case["grid"], case["head_dim"])
+    return {name: random_tensor(shape, dtype, device, generator) for name in ("query", "key", "value")}
+
+
+def grid_future_mask(grid: Sequence[int], causal: Sequence[bool]) -> torch.Tensor | None:
+    """``(N, N)``: key j lies in query i's future when j is later than i on any causal axis."""
+    if not any(causal):
+        return None
+    n = math.prod(grid)
+    idx = torch.arange(n)
+    future = torch.zeros(n, n, dtype=torch.bool)
+    for qc, kc, c in zip(unflatten_index(idx[:, None], grid), unflatten_index(idx[None, :], grid), causal):
+        if c:
+            future |= kc > qc
+    return future
+
+
+def case_future_mask(default_causal: bool) -> Callable[[Case], torch.Tensor | None]:
+    """A spec's ``future_mask`` for cases with a ``"grid"`` (or a 1-D ``"length"``) and an optional
+    ``"is_causal"`` (one flag or one per axis, ``default_causal`` when absent)."""
+    def future_mask(case: Case) -> torch.Tensor | None:
+        grid = tuple(case["grid"]) if "grid" in case else (case["length"],)
+        causal = case.get("is_causal", default_causal)
+        return grid_future_mask(grid, (causal,) * len(grid) if isinstance(causal, bool) else tuple(causal))
+
+    return future_mask
+
+
+def flag_error_inputs(*flags: str) -> list[ErrorInput]:
+    """Error inputs for boolean options: a string, ``None`` and an int each raise ``ValueError`` or ``TypeError``
+    naming the option (nothing coerces ``"False"`` to ``True``)."""
+    return [ErrorInput(f"{flag}={bad!r}", (ValueError, TypeError), flag, options={flag: bad})
+            for flag in flags for bad in ("False", None, 1)]
