@@ -14,6 +14,7 @@ from attnzoo.ops.karat.functional import fourier_karat
 from attnzoo.ops.lmu.functional import lmu_memory
 from attnzoo.ops.neighborhood.functional import neighborhood_attention_2d
 from attnzoo.ops.sliding_window.functional import sliding_window_attention
+from attnzoo.ops.soft.functional import soft_attention
 from attnzoo.registry import NotSupportedError
 
 
@@ -37,10 +38,18 @@ def _neighborhood(impl: str) -> tuple[torch.Tensor, torch.Tensor]:
     return neighborhood_attention_2d(q, k, v, 3, impl=impl), q
 
 
+def _soft(impl: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiated in the landmarks: the path through the Newton inverse (the queries' does not cross it)."""
+    q, v, _ = _qkv(1, 2, 8, 4)
+    landmarks = (3 * torch.randn(1, 2, 2, 4, dtype=torch.float64)).requires_grad_()  # well separated: converges
+    return soft_attention(q, v, landmarks, impl=impl), landmarks
+
+
 FIRST_ORDER: dict[str, tuple[Callable[[str], tuple[torch.Tensor, torch.Tensor]], str, str]] = {
     "neighborhood_attention_2d": (_neighborhood, "tiled", "tiled kernel"),
     "sliding_window_attention": (_sliding, "tiled", "tiled kernel"),
     "fourier_karat": (_karat, "blocked", "blocked path"),
+    "soft_attention": (_soft, "newton", "Newton path"),
 }
 
 

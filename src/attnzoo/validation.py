@@ -91,24 +91,48 @@ def per_axis_flags(value: bool | Sequence[bool], ndim: int, name: str) -> tuple[
     return values
 
 
+class _RefuseDoubleBackward(torch.autograd.Function):
+    """Identity on first-order gradients, linked to the tensors they depend on, whose own backward raises
+    :class:`attnzoo.NotSupportedError`: differentiating them again fails by name, with or without
+    ``allow_unused``, instead of giving ``None``."""
+
+    @staticmethod
+    def forward(ctx, message: str, anchors: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+        ctx.message = message
+        return tuple(t.clone() for t in tensors[anchors:])
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> None:  # noqa: ANN001
+        raise NotSupportedError(ctx.message)
+
+
 def first_order_only(implementation: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate the ``backward`` of a custom ``autograd.Function`` that has no double backward.
 
-    Wraps :func:`torch.autograd.function.once_differentiable` and, when the backward runs with grad mode on
-    (``create_graph=True``), raises :class:`attnzoo.NotSupportedError` at once instead of returning
-    second-order gradients that are silently ``None`` (under ``allow_unused``) or torch's bare error later.
+    The backward runs without autograd (as :func:`torch.autograd.function.once_differentiable`); when it runs
+    with grad mode on (``create_graph=True``) its gradients are passed through :class:`_RefuseDoubleBackward`,
+    linked to the saved tensors and incoming gradients that require grad, so that differentiating them again
+    raises :class:`attnzoo.NotSupportedError` naming ``implementation``.
     """
+    message = (f"{implementation} has no double backward (create_graph=True): its backward is a hand-written "
+               "first-order one; impl=\"reference\" supports double backward")
 
     def decorate(backward: Callable[..., Any]) -> Callable[..., Any]:
-        once = torch.autograd.function.once_differentiable(backward)
-
         @functools.wraps(backward)
         def wrapper(ctx: Any, *grads: Any) -> Any:  # noqa: ANN401
-            if torch.is_grad_enabled():
-                raise NotSupportedError(f"{implementation} has no double backward (create_graph=True): its "
-                                        "backward is a hand-written first-order one; impl=\"reference\" "
-                                        "supports double backward")
-            return once(ctx, *grads)
+            with torch.no_grad():
+                outputs = backward(ctx, *grads)
+            if not torch.is_grad_enabled():
+                return outputs
+            anchors = [t for t in (*ctx.saved_tensors, *grads) if isinstance(t, torch.Tensor) and t.requires_grad]
+            results = list(outputs) if isinstance(outputs, tuple) else [outputs]
+            slots = [i for i, t in enumerate(results) if isinstance(t, torch.Tensor)]
+            if not anchors or not slots:
+                return outputs
+            refused = _RefuseDoubleBackward.apply(message, len(anchors), *anchors, *(results[i] for i in slots))
+            for i, t in zip(slots, refused):
+                results[i] = t
+            return tuple(results) if isinstance(outputs, tuple) else results[0]
 
         return wrapper
 

@@ -196,13 +196,14 @@ class _TileAttention(torch.autograd.Function):
         q, k, v, logits, scale = inputs
         _, probs, out = output
         ctx.mark_non_differentiable(probs, out)
-        ctx.save_for_backward(*(t.reshape(-1, *t.shape[-2:]) for t in (q, k, v)), probs, out)
+        ctx.save_for_backward(q, k, v, probs, out)  # the inputs themselves: under create_graph they link the graph
         ctx.scale, ctx.logits_shape, ctx.lead = scale, logits.shape, q.shape[:-2]
 
     @staticmethod
     @first_order_only(IMPLEMENTATION)
     def backward(ctx, grad_out: torch.Tensor, _grad_probs: None, _grad_flat: None):  # noqa: ANN001, ANN205
-        q3, k3, v3, probs, out = ctx.saved_tensors
+        q, k, v, probs, out = ctx.saved_tensors
+        q3, k3, v3 = (t.reshape(-1, *t.shape[-2:]) for t in (q, k, v))
         grad3 = grad_out.reshape(out.shape)
         grad_v = torch.bmm(probs.transpose(1, 2).to(grad3.dtype), grad3)
         grad_scores = torch.bmm(grad3, v3.transpose(1, 2)).to(probs.dtype)

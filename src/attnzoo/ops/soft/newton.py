@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from attnzoo.ops.soft.reference import gaussian_kernel_expanded
+from attnzoo.validation import first_order_only
 
 
 def _newton_iterate(matrix: torch.Tensor, iters: int, regularizer: float) -> torch.Tensor:
@@ -35,6 +36,7 @@ class _NewtonInverse(torch.autograd.Function):
         return inverse
 
     @staticmethod
+    @first_order_only("SOFT's Newton path (impl='newton', whose inverse gradient is exact only when converged)")
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: ANN001
         (inverse,) = ctx.saved_tensors
         inverse_t = inverse.transpose(-1, -2)
@@ -43,7 +45,7 @@ class _NewtonInverse(torch.autograd.Function):
 
 def newton_inverse(matrix: torch.Tensor, iters: int = 20, regularizer: float = 0.01) -> torch.Tensor:
     """Approximate ``(matrix + regularizer · I)⁻¹`` for a batch ``(..., M, M)`` of symmetric PSD matrices with
-    non-negative entries (kernel matrices); differentiable through the analytic inverse gradient."""
+    non-negative entries (kernel matrices); differentiable (first order) through the analytic inverse gradient."""
     return _NewtonInverse.apply(matrix, iters, regularizer)
 
 
