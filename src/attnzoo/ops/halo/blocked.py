@@ -67,7 +67,7 @@ def halo_blocked(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
     q = window_partition(query, (bq, bq))  # (B, H, nB, bq², D)
     batch, heads, blocks = q.shape[:3]
     k, v = (_windows(t, pattern).flatten(1, 2) for t in (key, value))  # (B, H·nB, w², D)
-    rows, cols, pad_rows, pad_cols = _layout(pattern, query.device.type)
+    rows, cols, pad_rows, pad_cols = _layout(pattern, str(query.device))
     masking = mask_padding and pattern.halo_size > 0
     row = _axis_term(q, rel_h, rows, pad_rows if masking else None)
     col = _axis_term(q, rel_w, cols, pad_cols if masking else None)

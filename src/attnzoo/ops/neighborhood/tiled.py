@@ -40,6 +40,6 @@ def neighborhood_plan(pattern: NeighborhoodPattern, device: str) -> tuple[TilePl
 def neighborhood_tiled(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
                        pattern: NeighborhoodPattern, rpb: torch.Tensor | None, scale: float) -> torch.Tensor:
     """``(B, H, *grid, D)`` -> ``(B, H, *grid, Dv)``; time O(N · region · D), memory O(N · region)."""
-    plan, rel = neighborhood_plan(pattern, query.device.type)
+    plan, rel = neighborhood_plan(pattern, str(query.device))
     bias = None if rpb is None else (lambda q_flat, k_flat: rpb.flatten(1)[:, rel])
     return tiled_attention(query, key, value, plan, scale=scale, bias=bias)

@@ -57,6 +57,6 @@ def grouped_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     keys, values = groups(key), groups(value)
     if sinks:
         keys, values = append_sinks(keys, key, sinks), append_sinks(values, value, sinks)
-    logits = grouped_logits(pattern, query.device.type, compute_dtype(query.dtype))
+    logits = grouped_logits(pattern, str(query.device), compute_dtype(query.dtype))
     out = attend_tiles(groups(query), keys, values, logits, scale=scale)
     return roll_shifted_heads(out.reshape(batch, heads, length, -1), shift)

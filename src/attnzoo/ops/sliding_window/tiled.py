@@ -49,7 +49,7 @@ def sliding_window_logits(pattern: SlidingWindowPattern, device: str, dtype: tor
 def sliding_window_tiled(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
                          pattern: SlidingWindowPattern, scale: float) -> torch.Tensor:
     """``(B, H, N, D)`` -> ``(B, H, N, Dv)``; time O(N · region · D), memory O(N · region)."""
-    device = query.device.type
+    device = str(query.device)
     plan, _ = sliding_window_plan(pattern, device)
     keys, values = gather_tiles(key, plan.key_flat), gather_tiles(value, plan.key_flat)
     if pattern.num_sink_tokens:

@@ -46,7 +46,7 @@ def window_layout(pattern: WindowPattern, device: str) -> tuple[torch.Tensor, to
 def window_windowed(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, pattern: WindowPattern,
                     rpb: torch.Tensor | None, scale: float) -> torch.Tensor:
     """``(B, H, X, Y, D)`` -> ``(B, H, X, Y, Dv)``; time O(N · w² · D), memory O(N · w²)."""
-    order, inverse, index, visible = window_layout(pattern, query.device.type)
+    order, inverse, index, visible = window_layout(pattern, str(query.device))
     batch, heads = query.shape[:2]
     size = index.shape[0]  # w² tokens per window
     windows = pattern.num_tokens // size
