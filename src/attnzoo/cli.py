@@ -1,6 +1,6 @@
 """The ``attnzoo`` command: ``list`` the registered variants, ``bench`` a family, ``compare`` into a report.
 
-    attnzoo list [--family F]
+    attnzoo list [--family F] [--markdown]
     attnzoo bench [--family local] [--quick] [--out DIR] [--impl NAME ...] [--device cpu]
     attnzoo compare [--out reports/compare] [--quick] [--impl NAME ...] [--mqar-steps N] [--no-quality] [--device cpu]
     attnzoo eval {mqar,austen,fashion-mnist,pixel-mnist} [--mixers a,b,c] [--steps N] [task settings] [--out DIR]
@@ -97,7 +97,10 @@ def describe_variants(found: Sequence[Variant]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    print(describe_variants(variants(args.family)))
+    from attnzoo.docs import variants_markdown
+
+    found = variants(args.family)
+    print(variants_markdown(found) if args.markdown else describe_variants(found))
     return 0
 
 
@@ -276,6 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command_name", required=True)
     listing = sub.add_parser("list", help="every registered variant with its implementations and capabilities")
     listing.add_argument("--family", choices=families(), help="only this family")
+    listing.add_argument("--markdown", action="store_true", help="the README's variants table (markdown)")
     listing.set_defaults(handler=_list)
     for name, handler, out, help_text in (
             ("bench", _bench, "benchmarks/results", "speed and memory benchmark of a family (JSON, PNG, markdown)"),
