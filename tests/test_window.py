@@ -198,3 +198,26 @@ def test_layer_pads_to_whole_windows_like_swin() -> None:
     expected = window_attention_2d(qkv[0], qkv[1], qkv[2], 4, 2, rpb=layer.rpb)
     expected = layer.proj(expected.movedim(1, -2).flatten(-2))[:, :7, :10]
     torch.testing.assert_close(out, expected, atol=1e-12, rtol=0)
+
+
+def test_layer_pads_then_rolls_like_swin_not_like_timm() -> None:
+    """On a grid the window does not divide, with a shift, attnzoo pads then rolls (official Swin order), while
+    timm 1.0.31's ``SwinTransformerBlock`` rolls the unpadded grid, then pads, so its region mask (built for the
+    padded grid) no longer matches where the rolled tokens are. The two differ by O(0.1-1) on a 10x9 grid with
+    window 4, shift 2 (the issue measured 0.39-0.76); this pins that attnzoo keeps Swin's order."""
+    torch.manual_seed(0)
+    layer = WindowAttention2D(16, 2, window_size=4, shift_size=2, rel_pos_bias=False).double()
+    x = torch.randn(1, 10, 9, 16, dtype=torch.float64)
+    ours = layer(x)
+    # timm's order, written with our op: roll the unpadded grid, pad, attend in windows under the padded grid's
+    # region mask without rolling again, crop, roll back. The op rolls by -s itself, so feed it y rolled by +s.
+    y = F.pad(torch.roll(x, (-2, -2), dims=(1, 2)), (0, 0, 0, 3, 0, 2))  # 12 x 12
+    q, k, v = layer.qkv(torch.roll(y, (2, 2), dims=(1, 2))).unflatten(-1, (3, 2, -1)).permute(3, 0, 4, 1, 2, 5)
+    attended = torch.roll(window_attention_2d(q, k, v, 4, 2).movedim(1, -2).flatten(-2), (-2, -2), dims=(1, 2))
+    timm = layer.proj(torch.roll(attended[:, :10, :9], (2, 2), dims=(1, 2)))
+    assert (ours - timm).abs().max() > 0.1
+    # the unshifted layer pads without rolling: both orders agree there
+    unshifted = WindowAttention2D(16, 2, window_size=4, shift_size=0, rel_pos_bias=False).double()
+    q, k, v = unshifted.qkv(F.pad(x, (0, 0, 0, 3, 0, 2))).unflatten(-1, (3, 2, -1)).permute(3, 0, 4, 1, 2, 5)
+    plain = unshifted.proj(window_attention_2d(q, k, v, 4, 0).movedim(1, -2).flatten(-2)[:, :10, :9])
+    torch.testing.assert_close(unshifted(x), plain, atol=1e-12, rtol=0)

@@ -22,7 +22,10 @@ class WindowAttention2D(nn.Module):
     bias table ``(heads, 2wx - 1, 2wy - 1)`` (truncated normal, std 0.02; indexed ``key - query``, so a Swin
     checkpoint's table loads as ``table.flip(1, 2)``), output ``Linear(C, C)``. A grid not divisible by the
     window is zero-padded at the bottom / right before the projection and cropped after, as Swin and DaViT do
-    (the padding tokens take part as keys, as there).
+    (the padding tokens take part as keys, as there). With a shift, the padded grid is rolled (Swin's order:
+    pad, then roll, the region mask built for the padded grid). timm 1.0.31 rolls the unpadded grid and then
+    pads, so its region mask no longer matches the rolled tokens: the two differ (0.39-0.76 on a 10x9 grid,
+    window 4, shift 2); attnzoo keeps Swin's order (``tests/test_window.py`` pins the difference).
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int | Sequence[int] = 7,

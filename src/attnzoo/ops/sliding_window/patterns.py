@@ -32,7 +32,8 @@ def sliding_window_mask_mod(window: int, is_causal: bool, num_sink_tokens: int) 
 
 def shifted_sparse_mask_mod(length: int, group_size: int, num_heads: int) -> MaskMod:
     """LongLoRA S²-Attn: causal attention inside groups of ``group_size`` consecutive positions of the sequence
-    rolled by ``-group_size // 2`` for heads ``h >= num_heads // 2`` (unrolled positions ``0..length-1``).
+    rolled by ``-(group_size // 2)`` for heads ``h >= num_heads // 2`` (unrolled positions ``0..length-1``; the
+    official ``-group_size // 2`` differs by one for odd ``G``, see :func:`shifted_sparse_attention`).
 
     In rolled coordinates ``r = (p - shift_h) mod length`` a key is visible when it is in the query's group
     (``r // G`` equal) and not later in the rolled order. The last rolled group of the shifted heads wraps:
