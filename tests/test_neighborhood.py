@@ -98,6 +98,8 @@ def test_tiled_memory_is_linear_in_tokens() -> None:
 @pytest.mark.parametrize(("op", "shape", "kernel", "options"), [
     (neighborhood_attention_1d, (1, 2, 40, 16), 7, {"dilation": 2}),
     (neighborhood_attention_2d, (1, 2, 9, 13, 16), (3, 5), {"is_causal": (True, False)}),
+    (neighborhood_attention_3d, (1, 2, 4, 5, 6, 8), (3, 1, 3),
+     {"dilation": (1, 1, 2), "is_causal": (True, False, False)}),
 ])
 def test_flex_forward_on_cpu_matches_reference(op, shape, kernel, options) -> None:
     """Compiled FlexAttention (forward only on CPU) with the shared mask and the RPB as a score_mod."""
