@@ -27,6 +27,35 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+ISA_FLAGS = (("AMX", ("amx_tile", "amx_bf16", "amx_int8")), ("AVX-512", ("avx512f",)), ("AVX2", ("avx2",)))
+"""``/proc/cpuinfo`` flags of each vector ISA level, best first (AMX implies AVX-512 on every CPU that has it)."""
+
+
+def cpu_flags() -> frozenset[str]:
+    """The ``flags`` of the first processor in ``/proc/cpuinfo`` (empty where there is none)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def vector_isa(flags: frozenset[str] | None = None) -> dict[str, object]:
+    """The CPU's vector instruction sets: ``isa`` (the best of AMX / AVX-512 / AVX2 its flags show, else
+    ``"none detected"``), every level present, and the level torch's CPU kernels dispatch to
+    (``torch.backends.cpu.get_cpu_capability()``, e.g. ``AVX2`` or ``AVX512``; ``ATEN_CPU_CAPABILITY`` can
+    lower it)."""
+    flags = cpu_flags() if flags is None else flags
+    present = [name for name, needed in ISA_FLAGS if any(flag in flags for flag in needed)]
+    try:
+        torch_capability = torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        torch_capability = "unknown"
+    return {"isa": present[0] if present else "none detected", "isa_levels": present,
+            "torch_cpu_capability": torch_capability}
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -48,9 +77,11 @@ def _git_commit() -> str | None:
 
 
 def describe_machine() -> dict[str, object]:
-    """CPU model, cores, torch version and threads, Python, peer versions, date and git commit."""
+    """CPU model and vector ISA (:func:`vector_isa`), cores, torch version and threads, Python, peer versions,
+    date and git commit."""
     return {
         "cpu": cpu_model(),
+        **vector_isa(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

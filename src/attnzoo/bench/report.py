@@ -34,10 +34,17 @@ def render(title: str, sections: Sequence[Section], command: str | None = None) 
     return "\n".join(lines) + "\n"
 
 
+ISA_KEYS = ("isa", "isa_levels", "torch_cpu_capability")
+
+
 def machine_section(doc: dict[str, Any]) -> Section:
-    """CPU, threads, versions, load and the measured GEMM peak."""
+    """CPU and its vector ISA first, then threads, versions, load and the measured GEMM peak."""
     machine = doc["machine"]
-    items = [f"- {key}: {value}" for key, value in machine.items()]
+    isa = machine.get("isa", "not recorded")
+    levels = ", ".join(machine.get("isa_levels") or []) or "none detected"
+    items = [f"- cpu: {machine.get('cpu', 'not recorded')}; vector ISA: {isa} (flags: {levels}; torch CPU "
+             f"kernels dispatch to {machine.get('torch_cpu_capability', 'not recorded')})"]
+    items += [f"- {key}: {value}" for key, value in machine.items() if key not in ("cpu", *ISA_KEYS)]
     items.append(f"- fp32 GEMM peak (torch.mm 2048x2048, median): {doc['gemm_peak_gflops']:.1f} GFLOP/s")
     items.append(f"- settings: {doc['settings']}")
     return Section("Machine", "\n".join(items))
