@@ -4,19 +4,29 @@ cases keep their reasons. No timing is asserted."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+import os
+import sys
 
 import pytest
 import torch
 
+import attnzoo
 from attnzoo.bench import Case, Settings, load, run_cases, save
 from attnzoo.bench.case import BACKWARD_FLOP_FACTOR
+from attnzoo.bench.machine import vector_isa
 from attnzoo.bench.memory import peak_allocated_bytes
 from attnzoo.bench.ours import DENSE_SCORE_LIMIT, DENSE_SDPA, dense_sdpa_case, registry_case
 from attnzoo.bench.peers import local_attention_case, natten_case
+from attnzoo.bench.report import machine_section
+from attnzoo.bench.suites import SUITES
 from attnzoo.bench.suites.local import NeighborhoodSpec, SlidingWindowSpec, local_cases
+from attnzoo.bench.suites.registry import benchmark_case, registry_cases, variant_cases
 from attnzoo.bench.table import LEADERBOARD_COLUMNS, markdown_table
 from attnzoo.bench.timing import percentile
+from attnzoo.registry import NotSupportedError
+from attnzoo.testing import get_spec
 
 FAST = Settings(min_repeats=2, max_repeats=3, target_s=0.0, cold_compile=False)
 TINY = NeighborhoodSpec((6, 6), 3, 1, heads=2, head_dim=8)
@@ -122,3 +132,93 @@ def test_percentile() -> None:
     values = [float(v) for v in range(11)]
     assert percentile(values, 0.1) == 1.0 and percentile(values, 0.5) == 5.0
     assert math.isclose(percentile([1.0, 2.0], 0.5), 1.5)
+
+
+def test_registry_suite_covers_every_variant() -> None:
+    registered = attnzoo.variants()
+    for subset in ("quick", "full"):
+        cases = registry_cases(subset)
+        for variant in registered:
+            mine = [c for c in cases if c.workload.variant == variant.name]
+            assert {c.impl for c in mine} == set(variant.implementations), (subset, variant.name)
+            assert [c.impl for c in mine if c.baseline] == ["reference"]
+            assert all(c.workload.family == variant.family and c.workload.device == "cpu" for c in mine)
+    assert {c.impl for c in registry_cases("quick", ["tiled"])} == {"reference", "tiled"}
+    assert {c.workload.variant for c in SUITES["all"]("quick", None, device="cpu")} == {v.name for v in registered}
+    with pytest.raises(ValueError, match="subset"):
+        registry_cases("huge")
+
+
+def test_registry_suite_skips_with_reasons() -> None:
+    cases = {(c.workload.variant, c.impl): c for c in registry_cases("full")}
+    flex = cases[("window_attention_2d", "flex")]
+    assert flex.skip is None and flex.backward_skip.startswith("NotSupportedError: flex: backward on device=cpu")
+    assert "compiles per shape" in {(c.workload.variant, c.impl): c for c in registry_cases("quick")}[
+        ("window_attention_2d", "flex")].skip
+
+
+def test_benchmark_case_defaults_to_the_largest_case() -> None:
+    spec = get_spec("neighborhood_attention_1d")
+    assert benchmark_case(spec)["grid"] == (500,)
+    chosen = {"batch": 1, "heads": 1, "grid": (7,), "head_dim": 8, "kernel_size": 3}
+    assert benchmark_case(dataclasses.replace(spec, benchmark_case=chosen)) is chosen
+    name = registry_cases("full", family="local")[0].workload.name
+    assert name.startswith(attnzoo.variants("local")[0].name)
+
+
+def test_registry_suite_runs_a_variant() -> None:
+    """Every implementation of one variant on its tiny case: timed both ways, errors against the float64
+    reference at float32 round-off; a call raising NotSupportedError is a skipped row with the reason."""
+    variant = attnzoo.get_variant("lightning_attention")
+    cases = variant_cases(variant, "quick")
+
+    def refused(inputs: dict, prepared: object) -> torch.Tensor:
+        raise NotSupportedError("lightning_attention: no implementation can run this call:\n  x: is_causal=False")
+
+    cases.append(dataclasses.replace(cases[0], impl="refused", forward=refused, baseline=False))
+    rows = _rows(run_cases(cases, FAST, progress=False))
+    assert set(rows) == {*variant.implementations, "refused"}
+    for impl in variant.implementations:
+        assert rows[impl]["status"] == "ok" and rows[impl]["max_abs_error"] < 1e-5
+        assert all(m["status"] == "ok" and m["gflops"] is None for m in rows[impl]["modes"].values())
+        assert rows[impl]["modes"]["forward"]["speedup"] is not None
+    assert rows["refused"]["status"] == "skipped" and "is_causal=False" in rows["refused"]["reason"]
+
+
+def test_every_suite_takes_a_device() -> None:
+    for name, suite in SUITES.items():
+        assert inspect.signature(suite).parameters["device"].default == "cpu", name
+    assert {c.workload.device for c in local_cases("quick", device="cpu")} == {"cpu"}
+    assert all(c.workload.device == "cpu" for c in SUITES["linear"]("quick", None, device="cpu"))
+
+
+def test_peak_memory_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    capfd.readouterr()
+    assert peak_allocated_bytes(lambda: torch.ones(1 << 16) + 1) > 0
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    print("still", file=sys.stderr, flush=True)
+    os.write(2, b"fd 2 restored\n")
+    assert capfd.readouterr().err == "still\nfd 2 restored\n"
+
+
+def test_peak_memory_restores_stderr_after_an_exception(capfd: pytest.CaptureFixture[str]) -> None:
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        peak_allocated_bytes(boom)
+    capfd.readouterr()
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+
+
+def test_machine_names_its_vector_isa(run: dict) -> None:
+    machine = run["machine"]
+    assert machine["isa"] in ("AMX", "AVX-512", "AVX2", "none detected")
+    assert machine["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert vector_isa(frozenset({"avx2", "avx512f", "amx_tile"}))["isa_levels"] == ["AMX", "AVX-512", "AVX2"]
+    assert vector_isa(frozenset({"sse2", "avx2"}))["isa"] == "AVX2"
+    assert vector_isa(frozenset())["isa"] == "none detected"
+    body = machine_section(run).body
+    assert f"vector ISA: {machine['isa']}" in body and machine["torch_cpu_capability"] in body

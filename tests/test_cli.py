@@ -69,3 +69,15 @@ def test_bench_writes_json_table_and_plots(tmp_path) -> None:
 def test_bench_unknown_family(tmp_path) -> None:
     with pytest.raises(SystemExit, match="no benchmark suite"):
         cli.main(["bench", "--family", "nonexistent", "--out", str(tmp_path), "--no-progress"])
+
+
+def test_bench_all_covers_every_variant(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--family all``: a row for every implementation of every registered variant (only the references
+    timed here, to stay quick), the machine section naming the vector ISA."""
+    monkeypatch.setattr(runner, "gemm_peak_gflops", lambda: 100.0)
+    assert cli.main(["bench", "--family", "all", "--quick", "--impl", "reference", "--out", str(tmp_path),
+                     "--no-progress", "--device", "cpu"]) == 0
+    doc = json.loads((tmp_path / "all_cpu_quick.json").read_text())
+    assert {row["variant"] for row in doc["rows"]} == {v.name for v in attnzoo.variants()}
+    assert all(row["impl"] == "reference" and row["status"] == "ok" for row in doc["rows"])
+    assert "vector ISA" in (tmp_path / "all_cpu_quick.md").read_text()

@@ -48,7 +48,8 @@ class OpTestSpec:
     whether the key lies in the query's future, or ``None`` for a non-causal case; ``batched_inputs`` name the
     token inputs whose first dim is the batch (the first also sets the output's batch, and heads for
     ``(B, H, ...)`` ops), ``batched_states`` the batched inputs without tokens (an initial state);
-    ``layer_input_shape`` is an input of the layer built with its defaults.
+    ``layer_input_shape`` is an input of the layer built with its defaults; ``benchmark_case`` is the case
+    ``attnzoo bench --family all`` times (``None``: the largest of ``cases`` by number of tokens).
     """
 
     variant: str
@@ -62,6 +63,7 @@ class OpTestSpec:
     batched_inputs: tuple[str, ...] = ("query", "key", "value")
     batched_states: tuple[str, ...] = ()
     error_inputs: Sequence[ErrorInput] = ()
+    benchmark_case: Case | None = None
 
     @property
     def registered(self) -> Variant:

@@ -36,6 +36,8 @@ class Workload:
     ``series`` groups workloads that differ only in length (one line per implementation in the plots);
     ``make_inputs(generator)`` returns ``query``/``key``/``value`` in the canonical layout; ``reference(inputs)``
     is the O(N^2) oracle used for the error column, ``None`` (with ``reference_skip`` saying why) when too big.
+    ``device`` is where the inputs live and the calls run (the runner synchronises and measures memory there);
+    ``flops`` is 0 when the workload's useful work has no agreed count (then no GFLOP/s is reported).
     """
 
     name: str
@@ -50,6 +52,7 @@ class Workload:
     make_inputs: Callable[[torch.Generator], Inputs]
     reference: Callable[[Inputs], torch.Tensor] | None = None
     reference_skip: str | None = None
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,9 @@ def add_derived(rows: list[CaseResult], gemm_peak_gflops: float) -> None:
             if result.status != "ok":
                 continue
             flops = row.flops_forward * (BACKWARD_FLOP_FACTOR if mode == "forward_backward" else 1.0)
-            result.gflops = flops / (result.median_ms * 1e-3) / 1e9
-            result.pct_gemm_peak = 100.0 * result.gflops / gemm_peak_gflops
+            if flops > 0:  # 0: the workload has no agreed count of useful FLOPs (no GFLOP/s reported)
+                result.gflops = flops / (result.median_ms * 1e-3) / 1e9
+                result.pct_gemm_peak = 100.0 * result.gflops / gemm_peak_gflops
             reference = base.modes[mode] if base is not None else None
             if reference is not None and reference.status == "ok":
                 result.speedup = reference.median_ms / result.median_ms

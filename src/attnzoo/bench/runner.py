@@ -1,8 +1,9 @@
 """Run benchmark cases: per case the set-up, the first call, a profiled warm-up call for peak memory, then
 timed repeats, forward and forward + backward separately, and the error against the workload's reference.
 
-A case that cannot run becomes a row with its reason; one that raises becomes a "failed" row with the error,
-and the run goes on.
+A case that cannot run becomes a row with its reason (also when the call itself raises the registry's
+:class:`~attnzoo.registry.NotSupportedError`: a "skipped" row with that message); one that raises anything else
+becomes a "failed" row with the error, and the run goes on. On CUDA every timed call ends with a synchronize.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from attnzoo.bench.machine import describe_machine, gemm_peak_gflops
 from attnzoo.bench.memory import peak_allocated_bytes
 from attnzoo.bench.results import CaseResult, ModeResult, add_derived, document
 from attnzoo.bench.timing import seconds, time_calls
+from attnzoo.registry import NotSupportedError
 
 RECOMPILE_LIMIT = 256
 """Each benchmarked shape and mask is a new compiled FlexAttention graph; past torch's default limit of 8,
@@ -50,9 +52,23 @@ def _compile_environment(cold: bool) -> Iterator[None]:
         yield
 
 
-def _measure(call: Callable[[], object], settings: Settings) -> ModeResult:
+def _synchronized(call: Callable[[], object], device: str) -> Callable[[], object]:
+    """``call`` followed by a device synchronize on CUDA (so a timed call includes its kernels); as is on CPU."""
+    if torch.device(device).type != "cuda":
+        return call
+
+    def synced() -> object:
+        result = call()
+        torch.cuda.synchronize(device)
+        return result
+
+    return synced
+
+
+def _measure(call: Callable[[], object], settings: Settings, device: str = "cpu") -> ModeResult:
+    call = _synchronized(call, device)
     first_s = seconds(call)
-    peak = peak_allocated_bytes(call)
+    peak = peak_allocated_bytes(call, device)
     timing = time_calls(call, min_repeats=settings.min_repeats, max_repeats=settings.max_repeats,
                         target_s=settings.target_s)
     return ModeResult(status="ok", first_call_ms=1e3 * first_s, median_ms=timing.median_ms, p10_ms=timing.p10_ms,
@@ -61,6 +77,11 @@ def _measure(call: Callable[[], object], settings: Settings) -> ModeResult:
 
 def _failure(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+
+
+def _not_supported(error: NotSupportedError) -> str:
+    """The whole message of a :class:`NotSupportedError` on one line (its reasons follow the first line)."""
+    return "NotSupportedError: " + " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 class _References:
@@ -85,9 +106,9 @@ class _References:
         return (output - expected).abs().max().item(), None
 
 
-def _forward_backward(case: Case, native: Inputs, prepared: Any, output_shape: torch.Size) -> Callable[[], None]:
+def _forward_backward(case: Case, native: Inputs, prepared: Any, output: torch.Tensor) -> Callable[[], None]:
     leaves = {name: t.detach().clone().requires_grad_(True) for name, t in native.items()}
-    grad = torch.randn(output_shape, generator=torch.Generator().manual_seed(1))
+    grad = torch.randn(output.shape, generator=torch.Generator().manual_seed(1)).to(output.device, output.dtype)
 
     def step() -> None:
         for leaf in leaves.values():
@@ -115,16 +136,21 @@ def measure_case(case: Case, settings: Settings, references: _References) -> Cas
             with torch.no_grad():
                 return case.forward(native, prepared)
 
-        row.modes["forward"] = _measure(forward, settings)
+        row.modes["forward"] = _measure(forward, settings, case.workload.device)
         output = forward()
         row.max_abs_error, row.error_note = references.error(case, inputs, case.from_layout(output))
+    except NotSupportedError as error:
+        return CaseResult.of(case, "skipped", _not_supported(error))
     except Exception as error:  # noqa: BLE001 - a failing case becomes a row, the run goes on
         return CaseResult.of(case, "failed", _failure(error))
     if case.backward_skip:
         row.modes["forward_backward"] = ModeResult(status="skipped", reason=case.backward_skip)
         return row
     try:
-        row.modes["forward_backward"] = _measure(_forward_backward(case, native, prepared, output.shape), settings)
+        row.modes["forward_backward"] = _measure(_forward_backward(case, native, prepared, output), settings,
+                                                 case.workload.device)
+    except NotSupportedError as error:
+        row.modes["forward_backward"] = ModeResult(status="skipped", reason=_not_supported(error))
     except Exception as error:  # noqa: BLE001
         row.modes["forward_backward"] = ModeResult(status="failed", reason=_failure(error))
     return row

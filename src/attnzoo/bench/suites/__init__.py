@@ -1,11 +1,18 @@
-"""Benchmark suites, one per family: ``SUITES[family](subset, impls)`` returns the cases to run."""
+"""Benchmark suites: ``SUITES[name](subset, impls, device=...)`` returns the cases to run.
 
-from collections.abc import Callable, Collection
+``local`` and ``linear`` are the hand-written workloads of those families (realistic sizes, peer libraries,
+useful-FLOP counts); ``all`` is the registry-wide suite (:mod:`.registry`): every registered variant on its
+test spec's benchmark case, every implementation of it.
+"""
+
+from collections.abc import Callable
 
 from attnzoo.bench.case import Case
 from attnzoo.bench.suites.linear import linear_cases
 from attnzoo.bench.suites.local import local_cases
+from attnzoo.bench.suites.registry import SUITE, family_suite
 
-SUITES: dict[str, Callable[[str, Collection[str] | None], list[Case]]] = {"local": local_cases, "linear": linear_cases}
+SUITES: dict[str, Callable[..., list[Case]]] = {"local": local_cases, "linear": linear_cases,
+                                                SUITE: family_suite(None)}
 
 __all__ = ["SUITES"]

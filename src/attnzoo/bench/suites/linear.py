@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from attnzoo.bench.case import Case, Inputs, Workload, select_cases
-from attnzoo.bench.ours import DENSE_SDPA, registry_case
+from attnzoo.bench.ours import DENSE_SDPA, DEVICE, registry_case
 from attnzoo.bench.peers.fla_naive import fla_naive_case
 from attnzoo.ops.lightning.functional import VARIANT_NAME, lightning_attention, tnl_slopes
 
@@ -38,17 +38,19 @@ BLOCK = 64
 
 
 @functools.cache
-def _slopes(heads: int) -> torch.Tensor:
-    """TransNormerLLM's slopes of layer 0 of 12 (the strongest decay), fp32 (built once: a decoding step is
-    short enough for building them to show in its time)."""
-    return tnl_slopes(heads, 0, 12).float()
+def _slopes(heads: int, device: str = DEVICE) -> torch.Tensor:
+    """TransNormerLLM's slopes of layer 0 of 12 (the strongest decay), fp32 on ``device`` (built once: a
+    decoding step is short enough for building them to show in its time)."""
+    return tnl_slopes(heads, 0, 12).float().to(device)
 
 
-def _lightning_inputs(batch: int, heads: int, length: int, head_dim: int) -> Callable[[torch.Generator], Inputs]:
-    """``q, k`` scaled by ``D^{-1/4}`` (so ``q·k`` is about N(0, 1)), ``v`` N(0, 1)."""
+def _lightning_inputs(batch: int, heads: int, length: int, head_dim: int,
+                      device: str = DEVICE) -> Callable[[torch.Generator], Inputs]:
+    """``q, k`` scaled by ``D^{-1/4}`` (so ``q·k`` is about N(0, 1)), ``v`` N(0, 1); drawn on CPU from the
+    generator, then moved to ``device``."""
 
     def make(generator: torch.Generator) -> Inputs:
-        q, k, v = (torch.randn(batch, heads, length, head_dim, generator=generator) for _ in range(3))
+        q, k, v = (torch.randn(batch, heads, length, head_dim, generator=generator).to(device) for _ in range(3))
         scale = head_dim**-0.25
         return {"query": q * scale, "key": k * scale, "value": v}
 
@@ -57,7 +59,7 @@ def _lightning_inputs(batch: int, heads: int, length: int, head_dim: int) -> Cal
 
 def _lightning(inputs: Inputs, impl: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     q, k, v = (inputs[name].to(dtype) for name in ("query", "key", "value"))
-    decay = _slopes(q.shape[1]).to(dtype)
+    decay = _slopes(q.shape[1], str(q.device)).to(dtype)
     return lightning_attention(q, k, v, decay=decay, block_size=BLOCK, impl=impl).to(inputs["query"].dtype)
 
 
@@ -74,6 +76,7 @@ class LightningSpec:
     batch: int = 1
     heads: int = 4
     head_dim: int = 64
+    device: str = DEVICE
 
     def workload(self) -> Workload:
         b, h, n, d = self.batch, self.heads, self.length, self.head_dim
@@ -86,7 +89,7 @@ class LightningSpec:
                    "reference": f"float64 {oracle}"},
             tokens=n, score_entries=entries,
             flops=2.0 * b * h * (n * (BLOCK + 1) / 2 * 2 * d + 2 * n * d * d),
-            make_inputs=_lightning_inputs(b, h, n, d),
+            make_inputs=_lightning_inputs(b, h, n, d, self.device), device=self.device,
             reference=lambda x: _lightning(x, oracle, torch.float64))
 
     def cases(self) -> list[Case]:
@@ -99,8 +102,9 @@ class LightningSpec:
                      note="causal softmax attention, F.scaled_dot_product_attention(is_causal=True): the quadratic "
                           "baseline (a different function; error against float64 SDPA)"),
                 registry_case(workload, "chunked", lambda x, _: _lightning(x, "chunked"),
-                              note=f"blocks of {BLOCK}, loop-free carried states, autograd backward"),
-                fla_naive_case(workload, _slopes(self.heads), BLOCK)]
+                              note=f"blocks of {BLOCK}, loop-free carried states, autograd backward",
+                              device=self.device),
+                fla_naive_case(workload, _slopes(self.heads, self.device), BLOCK)]
 
 
 @dataclass(frozen=True)
@@ -111,15 +115,16 @@ class DecodeSpec:
     batch: int = 1
     heads: int = 4
     head_dim: int = 64
+    device: str = DEVICE
 
     def make_inputs(self, generator: torch.Generator) -> Inputs:
         """The new token, the prefix's lightning state (by the chunked form, untimed) and its key/value cache
         (the new token included) for the softmax baseline."""
         b, h, p, d = self.batch, self.heads, self.prefix, self.head_dim
-        full = _lightning_inputs(b, h, p + 1, d)(generator)
+        full = _lightning_inputs(b, h, p + 1, d, self.device)(generator)
         with torch.no_grad():
             _, state = lightning_attention(*(full[n][:, :, :p] for n in ("query", "key", "value")),
-                                           decay=_slopes(h), output_final_state=True, block_size=BLOCK)
+                                           decay=_slopes(h, self.device), output_final_state=True, block_size=BLOCK)
         return {"query": full["query"][:, :, p:], "key": full["key"][:, :, p:], "value": full["value"][:, :, p:],
                 "initial_state": state,
                 "key_cache": full["key"], "value_cache": full["value"]}
@@ -131,7 +136,7 @@ class DecodeSpec:
             series=f"decode one token b{b} h{h} d{d}",
             shape={"batch": b, "heads": h, "prefix": p, "head_dim": d, "decay": "tnl layer 0/12"},
             tokens=p, score_entries=b * h * (p + 1), flops=4.0 * b * h * d * d,
-            make_inputs=self.make_inputs, reference=lambda x: _step(x, "reference"))
+            make_inputs=self.make_inputs, device=self.device, reference=lambda x: _step(x, "reference"))
 
     def cases(self) -> list[Case]:
         workload = self.workload()
@@ -145,7 +150,7 @@ class DecodeSpec:
             return F.scaled_dot_product_attention(q, k, v).float()
 
         recurrent = registry_case(workload, "recurrent", lambda x, _: _step(x, "recurrent"),
-                                  note="S = λS + k vᵀ, o = Sᵀq from the prefix's state")
+                                  note="S = λS + k vᵀ, o = Sᵀq from the prefix's state", device=self.device)
         return [Case(workload, DENSE_SDPA, sdpa, baseline=True, reference=sdpa_reference, backward_skip=inference,
                      note=f"softmax attention of one query over a KV cache of {self.prefix + 1} tokens"),
                 replace(recurrent, backward_skip=recurrent.backward_skip or inference)]
@@ -153,7 +158,7 @@ class DecodeSpec:
 
 def _step(inputs: Inputs, impl: str) -> torch.Tensor:
     q = inputs["query"]
-    return lightning_attention(q, inputs["key"], inputs["value"], decay=_slopes(q.shape[1]),
+    return lightning_attention(q, inputs["key"], inputs["value"], decay=_slopes(q.shape[1], str(q.device)),
                                initial_state=inputs["initial_state"], impl=impl)
 
 
@@ -167,7 +172,10 @@ SUBSETS: dict[str, tuple[Spec, ...]] = {
 }
 
 
-def linear_cases(subset: str = "full", impls: Collection[str] | None = None) -> list[Case]:
-    """The cases of ``subset`` (``"full"``, ``"compare"`` or ``"quick"``); ``impls`` keeps only those
-    implementations (and the SDPA baseline)."""
-    return select_cases(SUBSETS, subset, impls)
+def linear_cases(subset: str = "full", impls: Collection[str] | None = None, device: str = DEVICE) -> list[Case]:
+    """The cases of ``subset`` (``"full"``, ``"compare"`` or ``"quick"``) on ``device``; ``impls`` keeps only
+    those implementations (and the SDPA baseline)."""
+    if subset not in SUBSETS:
+        return select_cases(SUBSETS, subset, impls)  # raises naming the subsets
+    on_device = {subset: tuple(replace(spec, device=device) for spec in SUBSETS[subset])}
+    return select_cases(on_device, subset, impls)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from attnzoo.bench.case import Case, Inputs, Workload, attention_flops, select_cases
-from attnzoo.bench.ours import DENSE_SDPA, dense_sdpa_case, flex_block_mask_prepare, registry_case
+from attnzoo.bench.ours import DENSE_SDPA, DEVICE, dense_sdpa_case, flex_block_mask_prepare, registry_case
 from attnzoo.bench.peers import local_attention_case, natten_case
 from attnzoo import ops
 from attnzoo.ops.neighborhood.functional import VARIANT_NAMES, neighborhood_pattern
@@ -29,9 +29,11 @@ REFERENCE_SCORE_LIMIT = 2**28
 (1 GiB of scores)."""
 
 
-def _qkv(shape: tuple[int, ...]) -> Callable[[torch.Generator], Inputs]:
+def _qkv(shape: tuple[int, ...], device: str = DEVICE) -> Callable[[torch.Generator], Inputs]:
+    """Standard normal ``query``, ``key``, ``value`` drawn on CPU from the generator (the same values on every
+    device), then moved to ``device``."""
     def make(generator: torch.Generator) -> Inputs:
-        return {name: torch.randn(shape, generator=generator) for name in ("query", "key", "value")}
+        return {name: torch.randn(shape, generator=generator).to(device) for name in ("query", "key", "value")}
 
     return make
 
@@ -51,6 +53,7 @@ class NeighborhoodSpec:
     batch: int
     heads: int = 4
     head_dim: int = 32
+    device: str = DEVICE
 
     def workload(self) -> Workload:
         ndim, tokens = len(self.grid), math.prod(self.grid)
@@ -65,7 +68,7 @@ class NeighborhoodSpec:
                    "kernel_size": self.kernel, "window": window},
             tokens=tokens, score_entries=entries,
             flops=attention_flops(self.batch, self.heads, tokens * window, self.head_dim),
-            make_inputs=_qkv((self.batch, self.heads, *self.grid, self.head_dim)),
+            make_inputs=_qkv((self.batch, self.heads, *self.grid, self.head_dim), self.device), device=self.device,
             **_reference(entries, lambda x: op(x["query"], x["key"], x["value"], self.kernel, impl="reference")))
 
     def op(self) -> Callable[..., torch.Tensor]:
@@ -80,10 +83,12 @@ class NeighborhoodSpec:
         def run(impl: str) -> Callable[[Inputs, Any], torch.Tensor]:
             return lambda x, _: op(x["query"], x["key"], x["value"], self.kernel, impl=impl)
 
-        return [dense_sdpa_case(workload, pattern),
-                registry_case(workload, "tiled", run("tiled"), prepare=lambda: neighborhood_plan(pattern, "cpu")),
-                registry_case(workload, "flex", run("flex"), prepare=flex_block_mask_prepare(pattern),
-                              note="torch.compile(flex_attention), block mask cached"),
+        device = self.device
+        return [dense_sdpa_case(workload, pattern, device),
+                registry_case(workload, "tiled", run("tiled"), prepare=lambda: neighborhood_plan(pattern, device),
+                              device=device),
+                registry_case(workload, "flex", run("flex"), prepare=flex_block_mask_prepare(pattern, device),
+                              note="torch.compile(flex_attention), block mask cached", device=device),
                 natten_case(workload, len(self.grid), self.kernel)]
 
 
@@ -96,6 +101,7 @@ class SlidingWindowSpec:
     batch: int = 1
     heads: int = 4
     head_dim: int = 64
+    device: str = DEVICE
 
     def workload(self, window: int | None = None) -> Workload:
         """The workload; ``window`` overrides the window (for a peer's reference)."""
@@ -109,7 +115,7 @@ class SlidingWindowSpec:
                    "window": self.window, "is_causal": True},
             tokens=self.length, score_entries=entries,
             flops=attention_flops(self.batch, self.heads, pairs, self.head_dim),
-            make_inputs=_qkv((self.batch, self.heads, self.length, self.head_dim)),
+            make_inputs=_qkv((self.batch, self.heads, self.length, self.head_dim), self.device), device=self.device,
             **_reference(entries, _sliding_window_reference(window)))
 
     def cases(self) -> list[Case]:
@@ -128,10 +134,12 @@ class SlidingWindowSpec:
             return lambda x, _: sliding_window_attention(x["query"], x["key"], x["value"], self.window, impl=impl)
 
         peer_reference = self.workload(self.window + 1).reference
-        return [dense_sdpa_case(workload, pattern),
-                registry_case(workload, "tiled", run("tiled"), prepare=lambda: sliding_window_plan(pattern, "cpu")),
-                registry_case(workload, "flex", run("flex"), prepare=flex_block_mask_prepare(pattern),
-                              note="torch.compile(flex_attention), block mask cached"),
+        device = self.device
+        return [dense_sdpa_case(workload, pattern, device),
+                registry_case(workload, "tiled", run("tiled"), prepare=lambda: sliding_window_plan(pattern, device),
+                              device=device),
+                registry_case(workload, "flex", run("flex"), prepare=flex_block_mask_prepare(pattern, device),
+                              note="torch.compile(flex_attention), block mask cached", device=device),
                 local_attention_case(workload, self.window, peer_reference)]
 
 
@@ -159,7 +167,10 @@ SUBSETS: dict[str, tuple[Spec, ...]] = {
 }
 
 
-def local_cases(subset: str = "full", impls: Collection[str] | None = None) -> list[Case]:
-    """The cases of ``subset`` (``"full"``, ``"compare"`` or ``"quick"``); ``impls`` keeps only those
-    implementations (and the dense baseline)."""
-    return select_cases(SUBSETS, subset, impls)
+def local_cases(subset: str = "full", impls: Collection[str] | None = None, device: str = DEVICE) -> list[Case]:
+    """The cases of ``subset`` (``"full"``, ``"compare"`` or ``"quick"``) on ``device``; ``impls`` keeps only
+    those implementations (and the dense baseline)."""
+    if subset not in SUBSETS:
+        return select_cases(SUBSETS, subset, impls)  # raises naming the subsets
+    on_device = {subset: tuple(replace(spec, device=device) for spec in SUBSETS[subset])}
+    return select_cases(on_device, subset, impls)
