@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from attnzoo.data import (
-    AUSTEN_TITLES,
     FASHION_MNIST_CLASSES,
     DataFormatError,
     DataNotInstalledError,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from attnzoo.ops import agent_attention, fourier_karat, kernelized_rpe_attention, lightning_attention, \
+    linear_attention, soft_attention
 from attnzoo.ops.dense import check_dense_size, dense_attention, physical_memory_bytes
 from attnzoo.ops.lmu.functional import lmu_memory
 from attnzoo.ops.neighborhood.functional import neighborhood_attention_1d
@@ -38,6 +40,21 @@ def test_pattern_references_refuse_before_building_the_mask(op) -> None:  # noqa
 def test_lmu_reference_refuses_its_huge_kernel_and_suggests_the_fast_paths() -> None:
     with pytest.raises(NotSupportedError, match=rf"Toeplitz kernel of shape \({HUGE}, {HUGE}, 4\).*'chunked' or 'fft'"):
         lmu_memory(_huge(1, HUGE, 1), 4, 8.0, impl="reference")
+
+
+@pytest.mark.parametrize(("name", "op", "fast_path"), [
+    ("agent", lambda q: agent_attention(q, q, q, _huge(1, 1, 4, 4), impl="reference"), "'gemm'"),
+    ("karat", lambda q: fourier_karat(q, q, q, _huge(1, 1, HUGE, 2), _huge(1, 1, HUGE, 2), _huge(1, HUGE, 1),
+                                      impl="reference"), "'blocked'"),
+    ("kernelized", lambda q: kernelized_rpe_attention(q, q, q, feature_map="elu", impl="reference"), "'fft'"),
+    ("lightning", lambda q: lightning_attention(q, q, q, impl="reference"), "'chunked' or 'recurrent'"),
+    ("linear", lambda q: linear_attention(q, q, q, is_causal=False, impl="reference"), "'chunked' or 'recurrent'"),
+    ("soft", lambda q: soft_attention(q, q, _huge(1, 1, 4, 4), impl="reference"), "'newton'"),
+])
+def test_other_n_by_n_references_refuse_up_front(name: str, op, fast_path: str) -> None:  # noqa: ANN001
+    """Every reference that forms an N x N (or larger) tensor refuses it before allocating, naming a fast path."""
+    with pytest.raises(NotSupportedError, match=rf"\(1, 1, {HUGE}, {HUGE}.*bytes.*{fast_path}"):
+        op(_huge(1, 1, HUGE, 4))
 
 
 def test_the_limit_is_the_machine_not_a_small_constant() -> None:

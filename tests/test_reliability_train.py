@@ -17,7 +17,6 @@ from attnzoo.train import (
     CheckpointError,
     DiskFullError,
     NonFiniteLossError,
-    TrainConfig,
     latest_checkpoint,
     load_checkpoint,
     read_jsonl,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from attnzoo.ops.dense import check_dense_size
+
 
 def agent_probabilities(query: torch.Tensor, key: torch.Tensor, agents: torch.Tensor, agent_bias: torch.Tensor | None,
                         query_bias: torch.Tensor | None, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,5 +28,7 @@ def agent_probabilities(query: torch.Tensor, key: torch.Tensor, agents: torch.Te
 def agent_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, agents: torch.Tensor, *,
                     agent_bias: torch.Tensor | None, query_bias: torch.Tensor | None, scale: float) -> torch.Tensor:
     """``(B, H, N, D)`` q/k, ``(B, H, N, Dv)`` v, ``(B, H, M, D)`` agents -> ``(B, H, N, Dv)``."""
+    check_dense_size("the N x N attention of agent_attention's reference", (*query.shape[:-1], key.shape[-2]),
+                     query.dtype, "impl='gemm'")
     broadcast, aggregate = agent_probabilities(query, key, agents, agent_bias, query_bias, scale)
     return torch.matmul(torch.matmul(broadcast, aggregate), value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from attnzoo.ops.dense import check_dense_size
+
 
 def karat_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, cos_coef: torch.Tensor,
                     sin_coef: torch.Tensor, proj: torch.Tensor, scale: float) -> torch.Tensor:
@@ -11,6 +13,8 @@ def karat_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
 
     O(N² · G · (r + 1) + N² · r + N² · Dv) time, O(N² · G) memory.
     """
+    check_dense_size("the (N, N, harmonics) angles of fourier_karat's reference",
+                     (*query.shape[:-1], key.shape[-2], cos_coef.shape[-1]), query.dtype, "impl='blocked'")
     scores = query @ key.transpose(-1, -2) * scale  # (B, H, N, N): 𝒜
     grid = torch.arange(1, cos_coef.shape[-1] + 1, dtype=scores.dtype, device=scores.device)
     angles = scores.unsqueeze(-1) * grid  # (B, H, N, N, G): m 𝒜_kq

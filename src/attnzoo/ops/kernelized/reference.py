@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from attnzoo.ops.dense import check_dense_size
 from attnzoo.ops.kernelized.toeplitz import toeplitz_dense
 from attnzoo.ops.linear.feature_maps import apply_feature_map
 
@@ -24,6 +25,8 @@ def kernelized_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Te
     """``(B, H, N, D)`` q/k, ``(B, H, N, Dv)`` v, ``rpe`` ``(H, 2N - 1)`` -> ``(B, H, N, Dv)``. ``block_size``
     (the FFT path's causal blocks) is not used."""
     phi_q, phi_k = kernel_features(query, key, feature_map, projection)
+    check_dense_size("the N x N weights of kernelized_rpe_attention's reference",
+                     (*query.shape[:-1], key.shape[-2]), query.dtype, "impl='fft'")
     weights = torch.matmul(phi_q, phi_k.transpose(-1, -2)) * toeplitz_dense(rpe.exp(), query.shape[-2], is_causal)
     out = torch.matmul(weights, value)
     return out / weights.sum(-1, keepdim=True) if normalize else out

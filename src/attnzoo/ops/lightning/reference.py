@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from attnzoo.ops.dense import check_dense_size
 from attnzoo.ops.lightning.decay import decay_weights
 
 
@@ -14,6 +15,8 @@ def decayed_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
                       output_final_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The oracle: dense scores times the explicit ``(H, N, N)`` decay mask (``block_size`` is unused)."""
     n = query.shape[-2]
+    check_dense_size("the N x N scores of the decayed linear attention reference", (*query.shape[:-1], n),
+                     query.dtype, "impl='chunked' or 'recurrent'")
     t = torch.arange(n, device=query.device)
     mask = decay_weights(decay, t[:, None] - t[None, :], query)  # (H, N, N)
     out = ((query @ key.transpose(-1, -2)) * mask) @ value

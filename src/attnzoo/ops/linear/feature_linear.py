@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import torch
 
+from attnzoo.ops.dense import check_dense_size
 from attnzoo.ops.lightning.chunked import decayed_chunked
 from attnzoo.ops.lightning.recurrent import decayed_recurrent
 from attnzoo.ops.lightning.reference import decayed_reference
@@ -49,6 +50,8 @@ def noncausal_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
                         initial_state: torch.Tensor | None, block_size: int,
                         output_final_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(Q Kᵀ) V`` (+ ``Q S_0``) with the dense ``N x N`` scores."""
+    check_dense_size("the N x N scores of linear_attention's non-causal reference", (*query.shape[:-1], key.shape[-2]),
+                     query.dtype, "impl='chunked' or 'recurrent'")
     out = (query @ key.transpose(-1, -2)) @ value
     if initial_state is not None:
         out = out + query @ initial_state

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from attnzoo.ops.dense import check_dense_size
+
 
 def gaussian_kernel_exact(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``exp(-|a_i - b_j|² / 2)`` from explicit differences: ``(..., N, D)``, ``(..., M, D)`` -> ``(..., N, M)``."""
@@ -26,6 +28,8 @@ def soft_reference(query: torch.Tensor, value: torch.Tensor, landmarks: torch.Te
                    newton_iters: int, regularizer: float) -> torch.Tensor:
     """``(B, H, N, D)`` queries, ``(B, H, N, Dv)`` values, ``(B, H, M, D)`` landmarks -> ``(B, H, N, Dv)``.
     ``newton_iters`` is not used: the inverse is exact."""
+    check_dense_size("the N x N Nystrom matrix of soft_attention's reference", (*query.shape[:-1], query.shape[-2]),
+                     query.dtype, "impl='newton'")
     a = gaussian_kernel_exact(query * scale, landmarks)
     kernel = gaussian_kernel_exact(landmarks, landmarks)
     eye = torch.eye(kernel.shape[-1], dtype=kernel.dtype, device=kernel.device)
