@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up attnzoo on a fresh machine: the pinned CPU torch first (an unpinned torch pulls a multi-GB CUDA build),
-# then the package with its test dependencies, then the offline data sets of the quality tasks (Debian packages,
+# then the package with its test dependencies and every optional extra (".[dev]" includes plot, data and
+# progress: matplotlib, rdata, tqdm), then the offline data sets of the quality tasks (Debian packages,
 # scripts/install_data.sh). `--peers` also installs the optional peer libraries the benchmark compares against
 # (NATTEN, local-attention, fla-core); they depend on torch, so they go in with --no-deps.
 set -euo pipefail
@@ -11,5 +12,5 @@ bash scripts/install_data.sh   # Fashion-MNIST (Debian dataset-fashion-mnist) an
 if [[ "${1:-}" == "--peers" ]]; then
     python3 -m pip install -q --no-deps --no-build-isolation natten==0.21.7
     python3 -m pip install -q --no-deps local-attention==1.11.2 hyper-connections
-    python3 -m pip install -q --no-deps fla-core==0.6.0
+    python3 -m pip install -q --no-deps fla-core==0.6.0 "einops>=0.7"   # einops: fla's naive reference imports it
 fi

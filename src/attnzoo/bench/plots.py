@@ -7,15 +7,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-
-from attnzoo.bench.results import MODE_LABELS, MODES  # noqa: E402
+from attnzoo.bench.results import MODE_LABELS, MODES
 
 Row = dict[str, Any]
+
+
+def _pyplot():  # noqa: ANN202
+    """``matplotlib.pyplot`` on the Agg backend, imported on first use (matplotlib is the optional extra
+    ``[plot]``)."""
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ImportError("plots need matplotlib, an optional extra: pip install 'attnzoo[plot]'") from error
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _series(rows: Sequence[Row]) -> dict[str, list[Row]]:
@@ -29,11 +36,13 @@ def _impls(rows: Sequence[Row]) -> list[str]:
     return list(dict.fromkeys(row["impl"] for row in rows))
 
 
-def _minor_labels(ax: plt.Axes) -> ticker.Formatter:
+def _minor_labels(ax: Any) -> Any:
     """Label minor ticks only when the axis spans less than ~1.5 decades (else they crowd)."""
     def label(y: float, _: int) -> str:
         low, high = ax.get_ylim()
         return f"{y:g}" if high / low < 30 else ""
+    from matplotlib import ticker
+
     return ticker.FuncFormatter(label)
 
 
@@ -42,6 +51,9 @@ def plot_metric(rows: Sequence[Row], key: str, ylabel: str, path: Path, title: s
     series = _series(rows)
     impls = _impls(rows)
     colors = {impl: f"C{i}" for i, impl in enumerate(impls)}
+    plt = _pyplot()
+    from matplotlib import ticker
+
     fig, axes = plt.subplots(len(series), len(MODES), figsize=(11, 3.2 * len(series)), squeeze=False)
     for (name, members), panel_row in zip(series.items(), axes):
         tokens = sorted({r["tokens"] for r in members})

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from attnzoo.bench.case import Case, Inputs
 from attnzoo.bench.machine import describe_machine, gemm_peak_gflops
@@ -165,6 +164,10 @@ def run_cases(cases: Sequence[Case], settings: Settings = Settings(), *, progres
     references = _References()
     rows = []
     with _compile_environment(settings.cold_compile):
+        try:
+            from tqdm import tqdm  # optional extra [progress]
+        except ImportError as error:
+            raise ImportError("progress bars need tqdm, an optional extra: pip install 'attnzoo[progress]'") from error
         bar = tqdm(cases, desc="bench", unit="case", disable=not progress)
         for case in bar:
             bar.set_postfix_str(f"{case.workload.name} [{case.impl}]")

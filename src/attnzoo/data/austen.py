@@ -114,7 +114,11 @@ def _utf8_tensor(text: str) -> torch.Tensor:
 @functools.lru_cache(maxsize=2)
 def _parse_novels(base: Path) -> tuple[tuple[str, str], ...]:
     """``(title, text)`` of each novel in the lazy-load database ``base`` (``.rdx``/``.rdb``), in title order."""
-    import rdata  # deferred: it imports pandas and xarray (~0.3 s), which only the first parse needs
+    try:
+        import rdata  # deferred: it imports pandas and xarray (~0.3 s), which only the first parse needs
+    except ImportError as error:
+        raise ImportError("reading the Austen corpus needs rdata, an optional extra: pip install 'attnzoo[data]'") \
+            from error
 
     index = _parsed(f"{base}.rdx", "an R serialized index", lambda: rdata.read_rds(base.with_suffix(".rdx")))
     compressed, variables = _parsed(f"{base}.rdx", "a lazy-load index (compressed, variables)", lambda: (

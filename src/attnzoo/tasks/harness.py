@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from attnzoo.train import TrainConfig, train
 
@@ -156,6 +155,10 @@ def evaluate_mixers(task: QualityTask, mixers: Sequence[str], train_config: Trai
     task.prepare()
     out = Path(out_dir)
     rows: list[dict[str, Any]] = []
+    try:
+        from tqdm.auto import tqdm  # optional extra [progress]
+    except ImportError as error:
+        raise ImportError("progress bars need tqdm, an optional extra: pip install 'attnzoo[progress]'") from error
     for mixer in tqdm(options, desc=f"{task.name} mixers", disable=not progress, dynamic_ncols=True):
         torch.manual_seed(train_config.seed)
         model = task.build_model(mixer, options[mixer])

@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from attnzoo.train.checkpoint import load_checkpoint, remove_orphaned_tmp_files, save_checkpoint
 from attnzoo.train.config import TrainConfig
@@ -187,6 +186,10 @@ def train(model: nn.Module, batches: BatchFn, loss_fn: LossFn, config: TrainConf
         end = config.steps if max_steps_this_run is None else min(config.steps, step + max_steps_this_run)
         params = [p for p in model.parameters() if p.requires_grad]
         clip = config.grad_clip if config.grad_clip else math.inf
+        try:
+            from tqdm.auto import tqdm  # optional extra [progress]
+        except ImportError as error:
+            raise ImportError("progress bars need tqdm, an optional extra: pip install 'attnzoo[progress]'") from error
         bar = tqdm(total=config.steps, initial=step, disable=not (config.progress and info.is_main),
                    desc="train", dynamic_ncols=True)
         t0 = time.perf_counter()
