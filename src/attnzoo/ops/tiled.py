@@ -1,4 +1,5 @@
-"""The CPU tiled kernel for local attention on n-D grids: forward and backward near batched-GEMM speed.
+"""The tiled kernel for local attention on n-D grids (registered for CPU and CUDA): forward and backward as
+batched GEMMs.
 
 Queries are cut into tiles (per axis: ``tile`` consecutive positions of one dilation group); each tile
 gathers once the key region that covers the windows of all its queries (per axis ``region`` positions),
@@ -6,7 +7,10 @@ computes its scores with one batched GEMM, masks them with the pattern's own mas
 masks are derived from the same source as the dense reference), applies softmax and a second GEMM.
 Nothing of size N x N is ever built: time O(N · region · D), memory O(N · region) where ``region`` is
 the product of per-axis regions (about ``(tile + k - 1)^n`` for a window of k per axis). Backward is
-autograd through the gathers (``index_select`` backward is a scatter-add) and GEMMs.
+hand-written (:class:`_TileAttention`: FlashAttention's identities on the saved probabilities) and so is the
+gathers' (:class:`_GatherTokens`: a token-major scatter-add); first order only (differentiating twice raises
+:class:`~attnzoo.NotSupportedError`), and a tile with a non-finite key or value takes the dense route so that
+NaN reaches only the queries that see it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from attnzoo.ops.dense import dense_attention, has_non_finite
 from attnzoo.registry import NotSupportedError
 from attnzoo.validation import first_order_only
 
-IMPLEMENTATION = "the CPU tiled kernel (attnzoo.ops.tiled, impl='tiled')"
+IMPLEMENTATION = "the tiled kernel (attnzoo.ops.tiled, impl='tiled' or 'grouped')"
 
 WindowLow = Callable[[torch.Tensor], torch.Tensor]
 """Maps real coordinates on one axis to the in-group lower bound of their window."""
