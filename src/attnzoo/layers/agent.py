@@ -1,4 +1,5 @@
-"""Agent attention layer (paper 12), following the official ``AgentAttention`` of agent_swin.py / agent_pvt.py."""
+"""Agent attention layer (arXiv 2312.08874), following the official ``AgentAttention`` of agent_swin.py /
+agent_pvt.py."""
 
 from __future__ import annotations
 

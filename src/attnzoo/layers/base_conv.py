@@ -1,4 +1,4 @@
-"""Zoology's BaseConv layer (paper 45): a linear projection gated by a causal short or long convolution."""
+"""Zoology's BaseConv layer (arXiv 2312.04927): a linear projection gated by a causal short or long convolution."""
 
 from __future__ import annotations
 

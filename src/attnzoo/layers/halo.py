@@ -1,4 +1,5 @@
-"""HaloNet attention layer (paper 1), following timm's ``HaloAttn``: q / kv projections, shared 2-D position tables."""
+"""HaloNet attention layer (arXiv 2103.12731), following timm's ``HaloAttn``: q / kv projections, shared 2-D
+position tables."""
 
 from __future__ import annotations
 

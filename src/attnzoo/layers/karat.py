@@ -1,4 +1,5 @@
-"""Fourier-KArAt attention layer (paper 20): ViT multi-head self-attention with the learnable Fourier operator."""
+"""Fourier-KArAt attention layer (arXiv 2503.10632): ViT multi-head self-attention with the learnable Fourier
+operator."""
 
 from __future__ import annotations
 

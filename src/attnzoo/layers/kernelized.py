@@ -1,4 +1,4 @@
-"""Kernelized attention with RPE layer (paper 41): a ``(B, N, C)`` token mixer."""
+"""Kernelized attention with RPE layer (arXiv 2106.12566): a ``(B, N, C)`` token mixer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Linear-attention token mixers ``(B, N, C) -> (B, N, C)``: the TransNormerLLM lightning block (paper 54) and
+"""Linear-attention token mixers ``(B, N, C) -> (B, N, C)``: the TransNormerLLM lightning block (arXiv 2405.17381) and
 feature-map linear attention."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LMUFormer's LMU token mixer (paper 53): Legendre memory of a projected input, then a ReLU readout."""
+"""LMUFormer's LMU token mixer (arXiv 2402.04882): Legendre memory of a projected input, then a ReLU readout."""
 
 from __future__ import annotations
 

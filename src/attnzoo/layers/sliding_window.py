@@ -1,4 +1,4 @@
-"""Token-mixer layers of the 1-D sliding-window family (paper 57): sliding window with sinks, S²-Attn, SF-Attn.
+"""Token-mixer layers of the 1-D sliding-window family (arXiv 2406.05678): sliding window with sinks, S²-Attn, SF-Attn.
 
 Each layer maps ``(B, N, C) -> (B, N, C)``: one ``qkv`` Linear, ``num_heads`` heads of ``C / num_heads``
 channels, the functional op of :mod:`attnzoo.ops.sliding_window`, and an output projection.

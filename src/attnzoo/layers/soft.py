@@ -1,4 +1,4 @@
-"""SOFT layer (paper 42), following the official ``SoftmaxFreeAttention`` + ``SoftmaxFreeAttentionKernel``."""
+"""SOFT layer (arXiv 2110.11945), following the official ``SoftmaxFreeAttention`` + ``SoftmaxFreeAttentionKernel``."""
 
 from __future__ import annotations
 

@@ -157,7 +157,8 @@ def mixer_factory(mixer: str, dim: int, mixer_kwargs: Mapping[str, Any] | None =
     overridden by ``mixer_kwargs`` (``dim`` is the model's). ``grid`` is the model's token grid (``(N,)`` or
     ``(H, W)``; ``None``: fill no size option); a ``(B, N, C)`` layer sees a 2-D grid flattened row-major.
     The defaults suit a causal ``(B, N, C)`` language model. Raises ``KeyError`` for an unknown name and
-    ``ValueError`` for a layout not in ``layouts`` or, if ``causal``, a variant that is not causal or whose ``is_causal`` option is off; the messages list the usable mixers.
+    ``ValueError`` for a layout not in ``layouts`` or, if ``causal``, a variant that is not causal or whose
+    ``is_causal`` option is off; the messages list the usable mixers.
     """
     kwargs = dict(mixer_kwargs or {})
     if kwargs.get("dim", dim) != dim:

@@ -1,4 +1,4 @@
-"""The linear-family benchmark: lightning attention (paper 54) for training and for decoding.
+"""The linear-family benchmark: lightning attention (arXiv 2405.17381) for training and for decoding.
 
 Training workloads (fp32, batch 1, 4 heads, head dim 64, lengths 1k / 4k / 16k; fixed TNL slopes of layer 0 of
 12, which get no gradient, as in the TransNormerLLM block):

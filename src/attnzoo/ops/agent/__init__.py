@@ -1,4 +1,4 @@
-"""Agent attention (paper 12): reference and batched-GEMM implementations."""
+"""Agent attention (arXiv 2312.08874): reference and batched-GEMM implementations."""
 
 from attnzoo.ops.agent.functional import agent_attention
 

@@ -1,4 +1,4 @@
-"""Agent attention (paper 12: Han et al., "Agent Attention: On the Integration of Softmax and Linear
+"""Agent attention (arXiv 2312.08874: Han et al., "Agent Attention: On the Integration of Softmax and Linear
 Attention", ECCV 2024, arXiv 2312.08874), with the official ``AgentAttention`` semantics (agent_swin.py,
 agent_pvt.py).
 

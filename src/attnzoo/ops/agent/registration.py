@@ -1,4 +1,4 @@
-"""Registry entry of agent attention (paper 12)."""
+"""Registry entry of agent attention (arXiv 2312.08874)."""
 
 from __future__ import annotations
 

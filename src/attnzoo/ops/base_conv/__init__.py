@@ -1,4 +1,4 @@
-"""BaseConv (paper 45, Zoology): gated causal convolution with FFT, conv1d and reference implementations."""
+"""BaseConv (arXiv 2312.04927, Zoology): gated causal convolution with FFT, conv1d and reference implementations."""
 
 from attnzoo.ops.base_conv.functional import base_conv
 

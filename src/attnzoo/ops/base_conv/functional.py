@@ -1,4 +1,4 @@
-"""BaseConv (paper 45, Zoology, ``zoology/mixers/base_conv.py``): the gated-convolution baseline::
+"""BaseConv (arXiv 2312.04927, Zoology, ``zoology/mixers/base_conv.py``): the gated-convolution baseline::
 
     y = act(k ∗ x + c) ⊙ act(x Wᵀ + b) + x,        (k ∗ x)[t] = sum_{s=0}^{t} k[s] ⊙ x[t - s]
 

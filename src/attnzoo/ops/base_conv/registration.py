@@ -1,4 +1,4 @@
-"""Registry entry of Zoology's BaseConv gated convolution (paper 45)."""
+"""Registry entry of Zoology's BaseConv gated convolution (arXiv 2312.04927)."""
 
 from __future__ import annotations
 

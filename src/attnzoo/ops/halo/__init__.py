@@ -1,4 +1,5 @@
-"""HaloNet blocked local attention (paper 1): functional op with reference and blocked (unfold) implementations."""
+"""HaloNet blocked local attention (arXiv 2103.12731): functional op with reference and blocked (unfold)
+implementations."""
 
 from attnzoo.ops.halo.functional import halo_attention
 

@@ -1,4 +1,4 @@
-"""HaloNet blocked local self-attention (paper 1: Vaswani et al. 2021, "Scaling Local Self-Attention for
+"""HaloNet blocked local self-attention (arXiv 2103.12731: Vaswani et al. 2021, "Scaling Local Self-Attention for
 Parameter Efficient Visual Backbones", arXiv 2103.12731), with timm's ``HaloAttn`` semantics.
 
 Each ``b x b`` block of queries attends to the ``w x w`` window, ``w = b + 2h``, centred on it::

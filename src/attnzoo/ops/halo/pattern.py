@@ -1,4 +1,4 @@
-"""HaloNet's blocked local pattern (paper 1), written once: which keys each query sees, and at which offset.
+"""HaloNet's blocked local pattern (arXiv 2103.12731), written once: which keys each query sees, and at which offset.
 
 The image is cut into ``b x b`` query blocks; block ``(I, J)`` attends to the ``w x w`` window, ``w = b + 2h``,
 centred on it (rows ``[I·b - h, I·b + b + h)``, likewise for columns). With query stride ``s`` (``s | b``) the

@@ -1,4 +1,4 @@
-"""Registry entry of HaloNet blocked local attention (paper 1)."""
+"""Registry entry of HaloNet blocked local attention (arXiv 2103.12731)."""
 
 from __future__ import annotations
 

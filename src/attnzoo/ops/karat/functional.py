@@ -1,4 +1,5 @@
-"""Fourier-KArAt (paper 20, "Kolmogorov-Arnold Attention: Is Learnable Attention Better for Vision Transformers?").
+"""Fourier-KArAt (arXiv 2503.10632, "Kolmogorov-Arnold Attention: Is Learnable Attention Better for Vision
+Transformers?").
 
 Softmax is replaced by a learnable low-rank operator on each row of the logits ``𝒜 = Q Kᵀ · scale``::
 

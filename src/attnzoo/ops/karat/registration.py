@@ -1,4 +1,4 @@
-"""Registry entry of Fourier Kolmogorov-Arnold attention (paper 20)."""
+"""Registry entry of Fourier Kolmogorov-Arnold attention (arXiv 2503.10632)."""
 
 from __future__ import annotations
 

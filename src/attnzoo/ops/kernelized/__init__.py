@@ -1,4 +1,4 @@
-"""Kernelized attention with relative positional encoding (paper 41): reference and FFT implementations."""
+"""Kernelized attention with relative positional encoding (arXiv 2106.12566): reference and FFT implementations."""
 
 from attnzoo.ops.kernelized.functional import kernelized_rpe_attention
 

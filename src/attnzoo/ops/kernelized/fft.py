@@ -1,4 +1,5 @@
-"""Kernelized attention with RPE by FFT (paper 41, Algorithm 1): O(N log N · m · Dv) time, O(N · m · Dv) memory.
+"""Kernelized attention with RPE by FFT (arXiv 2106.12566, Algorithm 1): O(N log N · m · Dv) time, O(N · m · Dv)
+memory.
 
 Numerator ``D1 = C · A1`` with row ``j`` of ``A1`` the flattened outer product ``φ(k_j) v_jᵀ`` (``m · Dv``
 channels), denominator ``D2 = C · φ(K)`` (``m`` channels), both in one Toeplitz product along the sequence

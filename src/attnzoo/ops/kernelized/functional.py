@@ -1,4 +1,4 @@
-"""Kernelized attention with relative positional encoding (paper 41: Luo et al., "Stable, Fast and Accurate:
+"""Kernelized attention with relative positional encoding (arXiv 2106.12566: Luo et al., "Stable, Fast and Accurate:
 Kernelized Attention with Relative Positional Encoding", NeurIPS 2021, arXiv 2106.12566).
 
 Softmax attention with a per-head, per-offset RPE logit ``b_{i-j}`` factorises as

@@ -1,4 +1,4 @@
-"""Registry entry of kernelized attention with relative positional encoding (paper 41)."""
+"""Registry entry of kernelized attention with relative positional encoding (arXiv 2106.12566)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Coefficients are indexed by the offset ``t = i - j`` (query minus key): ``coeff[
 ``t ∈ [-(N-1), N-1]``. Causal Toeplitz matrices keep only ``t >= 0``. The sequence is the last (contiguous)
 dim, where CPU FFTs are ~3x faster than along a strided dim.
 
-The non-causal product embeds the ``N x N`` Toeplitz matrix in a ``2N`` circulant (paper 41, Algorithm 1):
+The non-causal product embeds the ``N x N`` Toeplitz matrix in a ``2N`` circulant (arXiv 2106.12566, Algorithm 1):
 ``irfft(rfft(col) · rfft([x; 0]))[:N]``. A causal product computed that way would let every output pick up
 round-off from future inputs, so :func:`causal_toeplitz_fft` uses the divide-and-conquer ("online") form
 instead: dense masked ``b x b`` diagonal blocks, then at each level of halving segments ``2h`` long the

@@ -1,4 +1,4 @@
-"""Lightning attention (paper 54: "Various Lengths, Constant Speed: Efficient Language Modeling with Lightning
+"""Lightning attention (arXiv 2405.17381: "Various Lengths, Constant Speed: Efficient Language Modeling with Lightning
 Attention", Qin et al., ICML 2024, arXiv 2405.17381; TransNormerLLM's token mixer).
 
 Causal, unnormalised, decayed linear attention with one decay per head::

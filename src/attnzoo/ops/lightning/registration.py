@@ -1,4 +1,4 @@
-"""Registry entry of lightning attention (paper 54)."""
+"""Registry entry of lightning attention (arXiv 2405.17381)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Registry entry of feature-map linear attention (Katharopoulos et al. 2020, the baseline of papers 41, 42, 54)."""
+"""Registry entry of feature-map linear attention (Katharopoulos et al. 2020, the baseline of arXiv 2106.12566,
+2110.11945, 2405.17381)."""
 
 from __future__ import annotations
 

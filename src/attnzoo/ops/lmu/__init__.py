@@ -1,4 +1,4 @@
-"""LMU memory (paper 53, LMUFormer): the Legendre memory with chunked, FFT, recurrent and reference paths."""
+"""LMU memory (arXiv 2402.04882, LMUFormer): the Legendre memory with chunked, FFT, recurrent and reference paths."""
 
 from attnzoo.ops.lmu.functional import lmu_memory
 

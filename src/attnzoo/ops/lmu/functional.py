@@ -1,4 +1,4 @@
-"""LMU memory (paper 53, LMUFormer; the Legendre Memory Unit of Voelker et al. 2019), one memory per channel::
+"""LMU memory (arXiv 2402.04882, LMUFormer; the Legendre Memory Unit of Voelker et al. 2019), one memory per channel::
 
     m_t = Ā m_(t-1) + B̄ u_t        (equivalently m_t = sum_{s<=t} H_(t-s) u_s + Ā^(t+1) m_(-1),  H_t = Ā^t B̄)
 

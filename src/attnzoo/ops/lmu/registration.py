@@ -1,4 +1,4 @@
-"""Registry entry of the Legendre memory of LMUFormer (paper 53)."""
+"""Registry entry of the Legendre memory of LMUFormer (arXiv 2402.04882)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Neighborhood attention (paper 2): functional ops with reference, tiled and FlexAttention implementations."""
+"""Neighborhood attention (arXiv 2403.04690): functional ops with reference, tiled and FlexAttention implementations."""
 
 from attnzoo.ops.neighborhood.functional import (
     neighborhood_attention_1d,

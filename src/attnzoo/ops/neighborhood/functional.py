@@ -1,4 +1,4 @@
-"""Neighborhood attention 1-D / 2-D / 3-D (paper 2, "Faster Neighborhood Attention", NATTEN semantics).
+"""Neighborhood attention 1-D / 2-D / 3-D (arXiv 2403.04690, "Faster Neighborhood Attention", NATTEN semantics).
 
 Each query at grid position ``i`` attends to the ``prod(k)`` keys of its neighborhood: per axis the ``k``
 nearest positions of its dilation group, the window shifted inward at the borders so every query sees

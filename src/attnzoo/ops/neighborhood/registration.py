@@ -1,4 +1,4 @@
-"""Registry entries of neighborhood attention 1-D / 2-D / 3-D (paper 2)."""
+"""Registry entries of neighborhood attention 1-D / 2-D / 3-D (arXiv 2403.04690)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The 1-D sliding-window family (paper 57 SinkLoRA / LongLoRA): sliding window with sinks, S²-Attn, SF-Attn."""
+"""The 1-D sliding-window family (arXiv 2406.05678 SinkLoRA / LongLoRA): sliding window with sinks, S²-Attn,
+SF-Attn."""
 
 from attnzoo.ops.sliding_window.functional import (
     shifted_sparse_attention,

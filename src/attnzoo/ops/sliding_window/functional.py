@@ -1,5 +1,5 @@
-"""The 1-D sliding-window family (paper 57, SinkLoRA, building on LongLoRA's S²-Attn; window attention as in
-paper 14, LaMamba-Diff): public ops that validate, pick an implementation and run it.
+"""The 1-D sliding-window family (arXiv 2406.05678, SinkLoRA, building on LongLoRA's S²-Attn; window attention as in
+arXiv 2408.02615, LaMamba-Diff): public ops that validate, pick an implementation and run it.
 
 All three ops take ``(B, H, N, D)`` query/key (value ``(B, H, N, Dv)``) and return ``(B, H, N, Dv)``::
 

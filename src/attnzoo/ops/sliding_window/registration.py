@@ -1,4 +1,5 @@
-"""Registry entries of the 1-D sliding-window family (paper 57): sliding window with sinks, S²-Attn, SF-Attn."""
+"""Registry entries of the 1-D sliding-window family (arXiv 2406.05678): sliding window with sinks, S²-Attn,
+SF-Attn."""
 
 from __future__ import annotations
 

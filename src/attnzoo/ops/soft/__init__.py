@@ -1,4 +1,4 @@
-"""SOFT, softmax-free attention (paper 42): reference and Newton-inverse implementations."""
+"""SOFT, softmax-free attention (arXiv 2110.11945): reference and Newton-inverse implementations."""
 
 from attnzoo.ops.soft.functional import soft_attention
 from attnzoo.ops.soft.newton import newton_inverse

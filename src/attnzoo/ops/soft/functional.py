@@ -1,4 +1,4 @@
-"""SOFT, softmax-free attention (paper 42: Lu et al., "SOFT: Softmax-free Transformer with Linear Complexity",
+"""SOFT, softmax-free attention (arXiv 2110.11945: Lu et al., "SOFT: Softmax-free Transformer with Linear Complexity",
 NeurIPS 2021, arXiv 2110.11945), with the official ``SoftmaxFreeAttentionKernel`` semantics.
 
 Keys are the queries (``K = Q``); with ``q`` scaled by ``D^{-1/4}`` the Gaussian kernel

@@ -51,7 +51,8 @@ def newton_inverse(matrix: torch.Tensor, iters: int = 20, regularizer: float = 0
 
 def soft_newton(query: torch.Tensor, value: torch.Tensor, landmarks: torch.Tensor, *, scale: float,
                 newton_iters: int, regularizer: float) -> torch.Tensor:
-    """``A (Â + εI)⁻¹ (Aᵀ V)`` with the Newton inverse, right to left: O(N·M·(D + Dv) + M³ · iters), no N x N."""
+    """``A (Â + εI)⁻¹ (Aᵀ V)`` with the Newton inverse, right to left: O(N·M·(D + Dv) + M³ · iters), no
+    N x N."""
     q = query * scale
     a = gaussian_kernel_expanded(q, landmarks)
     inverse = newton_inverse(gaussian_kernel_expanded(landmarks, landmarks), newton_iters, regularizer)

@@ -1,4 +1,4 @@
-"""Registry entry of SOFT, softmax-free attention (paper 42)."""
+"""Registry entry of SOFT, softmax-free attention (arXiv 2110.11945)."""
 
 from __future__ import annotations
 

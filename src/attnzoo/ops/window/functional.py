@@ -1,6 +1,6 @@
-"""2-D (shifted) window attention, Swin style (Liu et al. 2021, arXiv 2103.14030), as used by DaViT (paper 11,
-spatial window attention, no shift, no bias in timm), LaMamba-Diff (paper 14, window 8, shift 4, bias table)
-and GC ViT (paper 59, local windows).
+"""2-D (shifted) window attention, Swin style (Liu et al. 2021, arXiv 2103.14030), as used by DaViT (arXiv 2204.03645,
+spatial window attention, no shift, no bias in timm), LaMamba-Diff (arXiv 2408.02615, window 8, shift 4, bias table)
+and GC ViT (arXiv 2206.09959, local windows).
 
 The grid is rolled by ``-s``, cut into non-overlapping ``w x w`` windows, and each token attends to the tokens
 of its window that come from the same region of the unrolled grid (Swin's shifted-window region mask)::

@@ -1,4 +1,5 @@
-"""Swin's (shifted) window pattern (papers 11 DaViT, 14 LaMamba-Diff, 59 GC ViT), written once in original coordinates.
+"""Swin's (shifted) window pattern (DaViT arXiv 2204.03645, LaMamba-Diff arXiv 2408.02615, GC ViT arXiv 2206.09959),
+written once in original coordinates.
 
 Swin rolls the grid by ``-s``, cuts it into ``w x w`` windows and, in the windows that wrap around, masks
 pairs from different regions (its ``img_mask`` slices ``[0, L-w), [L-w, L-s), [L-s, L)`` of the rolled grid).

@@ -1,4 +1,5 @@
-"""Registry entry of 2-D (shifted) window attention, Swin style (papers 11 DaViT, 14 LaMamba-Diff, 59 GC ViT)."""
+"""Registry entry of 2-D (shifted) window attention, Swin style (DaViT arXiv 2204.03645, LaMamba-Diff arXiv
+2408.02615, GC ViT arXiv 2206.09959)."""
 
 from __future__ import annotations
 
