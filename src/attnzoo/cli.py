@@ -164,15 +164,15 @@ def _bench(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from attnzoo.bench import save
     from attnzoo.bench.report import speed_sections, write_report
-    from attnzoo.bench.suites import SUITES
+    from attnzoo.bench.suites import FAMILY_SUITES
 
     subset = "quick" if args.quick else "compare"
     with reporting("attnzoo compare"):
         out = writable_folder(args.out)
-        check_bench_arguments(args.impl, list(SUITES), subset, args.device)
+        check_bench_arguments(args.impl, list(FAMILY_SUITES), subset, args.device)
         plan = None if args.no_quality else _quality_plan(args)
     sections, shared = [], []
-    for family in SUITES:
+    for family in FAMILY_SUITES:
         doc = _run(family, subset, args.quick, args.impl, not args.no_progress, args.device)
         save(doc, out / f"speed_{family}.json")
         leaderboard, plots, *shared = speed_sections(doc, out, f"speed_{family}", leaderboard=True)
