@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from attnzoo.masks import unflatten_index
 from attnzoo.registry import Variant, get_variant, import_mechanism_modules, variants
+from attnzoo.validation import ArgumentTypeError
 
 Case = Mapping[str, Any]
 Inputs = dict[str, torch.Tensor]
@@ -39,6 +42,17 @@ class ErrorInput:
 
 
 @dataclass(frozen=True)
+class LayerErrorInput:
+    """A bad layer constructor call and what it must raise: ``attnzoo.create(variant, **kwargs)`` (the layer's
+    registered defaults updated with ``kwargs``) must raise ``error`` with a message matching ``match``."""
+
+    description: str
+    error: type[Exception] | tuple[type[Exception], ...]
+    match: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class OpTestSpec:
     """The test-side description of variant ``variant`` (see the module docstring).
 
@@ -49,7 +63,9 @@ class OpTestSpec:
     token inputs whose first dim is the batch (the first also sets the output's batch, and heads for
     ``(B, H, ...)`` ops), ``batched_states`` the batched inputs without tokens (an initial state);
     ``layer_input_shape`` is an input of the layer built with its defaults; ``benchmark_case`` is the case
-    ``attnzoo bench --family all`` times (``None``: the largest of ``cases`` by number of tokens).
+    ``attnzoo bench --family all`` times (``None``: the largest of ``cases`` by number of tokens);
+    ``layer_error_inputs`` are bad constructor options of the layer (beyond the ``dim`` / ``num_heads`` checks
+    every layer gets, see ``tests/test_bad_input.py``).
     """
 
     variant: str
@@ -64,6 +80,7 @@ class OpTestSpec:
     batched_states: tuple[str, ...] = ()
     error_inputs: Sequence[ErrorInput] = ()
     benchmark_case: Case | None = None
+    layer_error_inputs: Sequence[LayerErrorInput] = ()
 
     @property
     def registered(self) -> Variant:
@@ -134,8 +151,67 @@ def case_future_mask(default_causal: bool) -> Callable[[Case], torch.Tensor | No
     return future_mask
 
 
-def flag_error_inputs(*flags: str) -> list[ErrorInput]:
-    """Error inputs for boolean options: a string, ``None`` and an int each raise ``ValueError`` or ``TypeError``
-    naming the option (nothing coerces ``"False"`` to ``True``)."""
-    return [ErrorInput(f"{flag}={bad!r}", (ValueError, TypeError), flag, options={flag: bad})
-            for flag in flags for bad in ("False", None, 1)]
+# ---- shared error inputs ---------------------------------------------------------------------------------------
+
+def option_match(name: str, value: object, expected: str = "") -> str:
+    """The regex of a rejected option's message, as :mod:`attnzoo.validation` writes it:
+    ``name=repr(value): expected`` followed by ``expected``."""
+    return rf"{re.escape(name)}={re.escape(repr(value))}: expected{re.escape(expected)}"
+
+
+def bad_option(name: str, value: object, error: type[Exception] = ArgumentTypeError, expected: str = "", *,
+               extra: Mapping[str, Any] | None = None, case: Case | None = None,
+               inputs: Callable[[Inputs], Inputs] | None = None) -> ErrorInput:
+    """The option ``name=value`` (with the options ``extra``, on ``case`` and its inputs changed by ``inputs``)
+    must raise ``error`` (default: a wrong type, :class:`~attnzoo.validation.ArgumentTypeError`) with the
+    message ``name=repr(value): expected...``."""
+    extra = dict(extra or {})
+    description = ", ".join(f"{k}={v!r}" for k, v in {name: value, **extra}.items())
+    return ErrorInput(description, error, option_match(name, value, expected), options={**extra, name: value},
+                      inputs=inputs, case=case)
+
+
+BAD_FLAGS: tuple[object, ...] = ("False", "no", "yes", None, 0, 1, 2, np.bool_(True), torch.tensor(True))
+"""Values a boolean option must refuse: nothing is coerced to a bool (``"False"`` is truthy, ``1`` is not)."""
+
+
+def flag_error_inputs(*flags: str, case: Case | None = None) -> list[ErrorInput]:
+    """Error inputs for boolean options: each of :data:`BAD_FLAGS` raises
+    :class:`~attnzoo.validation.ArgumentTypeError` with ``flag=repr(value): expected a bool`` (as
+    :func:`attnzoo.validation.check_flag` and ``per_axis_flags`` word it)."""
+    return [bad_option(flag, bad, expected=" a bool", case=case) for flag in flags for bad in BAD_FLAGS]
+
+
+def scale_error_inputs(name: str = "scale", case: Case | None = None) -> list[ErrorInput]:
+    """Error inputs for an attention scale (:func:`attnzoo.validation.check_scale`): a string, a tensor and a
+    bool are of the wrong type, zero, a negative number, NaN and infinity out of range."""
+    wrong_type = [bad_option(name, bad, expected=" a finite real number > 0", case=case)
+                  for bad in ("0.5", torch.tensor(0.5), True)]
+    out_of_range = [bad_option(name, bad, ValueError, " a finite real number > 0", case=case)
+                    for bad in (0.0, -1, float("nan"), float("inf"))]
+    return wrong_type + out_of_range
+
+
+def int_error_inputs(name: str, minimum: int = 1, case: Case | None = None, *,
+                     per_axis: bool = False) -> list[ErrorInput]:
+    """Error inputs for an integer option: a float, a string and a bool are of the wrong type, ``minimum - 1`` out
+    of range, with the messages of :func:`attnzoo.validation.check_int` (or, ``per_axis``, of
+    :func:`attnzoo.validation.per_axis`: an int or one per axis)."""
+    good = minimum + 1
+    type_expected = " an int or a sequence of" if per_axis else f" an int >= {minimum}"
+    wrong_type = [bad_option(name, bad, expected=type_expected, case=case) for bad in (float(good), str(good), True)]
+    low = minimum - 1
+    if per_axis:
+        return [*wrong_type, ErrorInput(f"{name}={low!r}", ValueError,
+                                        rf"{re.escape(name)}={low!r}: every entry must be >= {minimum}",
+                                        options={name: low}, case=case)]
+    return [*wrong_type, bad_option(name, low, ValueError, f" an int >= {minimum}", case=case)]
+
+
+def bad_layer_option(name: str, value: object, error: type[Exception] = ArgumentTypeError, expected: str = "", *,
+                     extra: Mapping[str, Any] | None = None) -> LayerErrorInput:
+    """The layer constructor option ``name=value`` (with the options ``extra``) must raise ``error`` (default: a
+    wrong type) with the message ``name=repr(value): expected...`` (``match`` as :func:`option_match`)."""
+    kwargs = {**(extra or {}), name: value}
+    return LayerErrorInput(", ".join(f"{k}={v!r}" for k, v in kwargs.items()), error,
+                           option_match(name, value, expected), kwargs)
