@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.agent.functional import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, qkv_inputs, random_tensor, register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, qkv_inputs, random_tensor, \
+    register_spec, scale_error_inputs
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -43,5 +44,8 @@ register_spec(OpTestSpec(
     layer_input_shape=(2, 8, 6, 32),
     error_inputs=[ErrorInput("agent bias of the wrong shape", ValueError, "agent_bias has shape",
                              case={"batch": 1, "heads": 2, "grid": (8,), "head_dim": 4, "agents": 3, "bias": True},
-                             inputs=lambda x: {**x, "agent_bias": x["agent_bias"][:, :1]})],
+                             inputs=lambda x: {**x, "agent_bias": x["agent_bias"][:, :1]}),
+                  *scale_error_inputs()],
+    layer_error_inputs=[bad_layer_option("agent_num", 4.0, expected=" an int >= 1"),
+                        bad_layer_option("resolution", (8, 6.0))],
 ))

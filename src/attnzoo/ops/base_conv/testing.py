@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.base_conv.functional import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, case_future_mask, random_tensor, register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, case_future_mask, \
+    flag_error_inputs, random_tensor, register_spec
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -50,5 +51,7 @@ register_spec(OpTestSpec(
     batched_inputs=("x",),
     layer_input_shape=(2, 64, 32),
     error_inputs=[ErrorInput("projection of the wrong shape", ValueError, "proj_weight has shape",
-                             inputs=lambda x: {**x, "proj_weight": x["proj_weight"][:1]})],
+                             inputs=lambda x: {**x, "proj_weight": x["proj_weight"][:1]}),
+                  *flag_error_inputs("use_act")],
+    layer_error_inputs=[bad_layer_option("use_act", 1, expected=" a bool")],
 ))

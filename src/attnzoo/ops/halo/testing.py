@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.halo.functional import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, qkv_inputs, random_tensor, register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, LayerErrorInput, OpTestSpec, bad_layer_option, \
+    flag_error_inputs, int_error_inputs, qkv_inputs, random_tensor, register_spec, scale_error_inputs
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -58,5 +59,15 @@ register_spec(OpTestSpec(
     error_inputs=[
         ErrorInput("block not dividing the grid", ValueError, "block_size", options={"block_size": 5}),
         ErrorInput("negative halo", ValueError, "halo_size", options={"halo_size": -1}),
+        *scale_error_inputs(),
+        *flag_error_inputs("mask_padding"),
+        *int_error_inputs("stride"),
+        *int_error_inputs("block_size"),
+        *int_error_inputs("halo_size", minimum=0),
+    ],
+    layer_error_inputs=[
+        bad_layer_option("stride", 1.5, expected=" an int >= 1"),
+        LayerErrorInput("stride=3", ValueError, r"stride=3: must divide block_size=4", {"stride": 3}),
+        bad_layer_option("mask_padding", "yes", expected=" a bool"),
     ],
 ))

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.karat.functional import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, qkv_inputs, random_tensor, register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, qkv_inputs, random_tensor, \
+    register_spec, scale_error_inputs
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -37,5 +38,7 @@ register_spec(OpTestSpec(
     random_case=_random_case,
     layer_input_shape=(2, 64, 32),
     error_inputs=[ErrorInput("sin and cos coefficients of different shapes", ValueError, "sin_coef has shape",
-                             inputs=lambda x: {**x, "sin_coef": x["sin_coef"][..., :0]})],
+                             inputs=lambda x: {**x, "sin_coef": x["sin_coef"][..., :0]}),
+                  *scale_error_inputs()],
+    layer_error_inputs=[bad_layer_option("seq_len", 6.0, expected=" an int >= 1")],
 ))

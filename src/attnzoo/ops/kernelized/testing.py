@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.kernelized.functional import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, case_future_mask, qkv_inputs, random_tensor, \
-    register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, bad_option, case_future_mask, \
+    flag_error_inputs, int_error_inputs, qkv_inputs, random_tensor, register_spec
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -19,6 +19,10 @@ def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Genera
     if case.get("feature_map", "softmax_kernel") == "softmax_kernel":
         inputs["projection"] = random_tensor((case["head_dim"], case["features"]), dtype, device, generator)
     return inputs
+
+
+def _without_projection(inputs: Inputs) -> Inputs:
+    return {name: t for name, t in inputs.items() if name != "projection"}
 
 
 def _options(case: Case) -> dict[str, Any]:
@@ -57,5 +61,11 @@ register_spec(OpTestSpec(
                    inputs=lambda x: {**x, "rpe": x["rpe"][:, :1]},
                    case={"batch": 1, "heads": 2, "grid": (6,), "head_dim": 4, "features": 3}),
         ErrorInput("unknown feature map", ValueError, "feature_map", options={"feature_map": "gelu"}),
+        *flag_error_inputs("is_causal", "normalize"),
+        *int_error_inputs("block_size"),
+        # num_features and seed draw the projection: checked when none is given
+        bad_option("num_features", 3.0, inputs=_without_projection),
+        bad_option("seed", 0.5, expected=" an int >= 0", inputs=_without_projection),
     ],
+    layer_error_inputs=[bad_layer_option("max_len", 1.5, expected=" an int >= 1")],
 ))

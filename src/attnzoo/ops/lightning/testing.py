@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.lightning.functional import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, case_future_mask, random_tensor, register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, case_future_mask, \
+    flag_error_inputs, int_error_inputs, random_tensor, register_spec
 
 
 def sequence_inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator, state_dim: int,
@@ -66,7 +67,10 @@ register_spec(OpTestSpec(
     layer_input_shape=(2, 64, 32),
     error_inputs=[
         ErrorInput("zero block", ValueError, "block_size", options={"block_size": 0}),
+        *int_error_inputs("block_size"),
+        *flag_error_inputs("output_final_state"),
         ErrorInput("negative decay", ValueError, "decay=", inputs=lambda x: {**x, "decay": -x["query"].new_ones(
             x["query"].shape[1])}),
     ],
+    layer_error_inputs=[bad_layer_option("block_size", 2.0, expected=" an int >= 1")],
 ))

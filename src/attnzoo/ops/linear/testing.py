@@ -9,7 +9,8 @@ import torch
 
 from attnzoo.ops.lightning.testing import sequence_inputs
 from attnzoo.ops.linear.feature_linear import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, case_future_mask, random_tensor, register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, bad_option, case_future_mask, \
+    flag_error_inputs, int_error_inputs, random_tensor, register_spec
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -64,5 +65,15 @@ register_spec(OpTestSpec(
     layer_input_shape=(2, 64, 32),
     error_inputs=[
         ErrorInput("unknown feature map", ValueError, "feature_map", options={"feature_map": "gelu"}),
+        *flag_error_inputs("is_causal", "normalize", "output_final_state"),
+        *int_error_inputs("block_size"),
+        bad_option("eps", "1e-6"),
+        bad_option("eps", -1.0, ValueError),
+        bad_option("seed", "0", expected=" an int >= 0", extra={"feature_map": "softmax_kernel"}),
+        bad_option("num_features", 3.0, extra={"feature_map": "softmax_kernel"}),
+    ],
+    layer_error_inputs=[
+        bad_layer_option("is_causal", "False", expected=" a bool"),
+        bad_layer_option("num_features", 1.5, extra={"feature_map": "softmax_kernel"}),
     ],
 ))

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.lmu.functional import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, case_future_mask, random_tensor, register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, bad_option, case_future_mask, \
+    flag_error_inputs, int_error_inputs, random_tensor, register_spec
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -42,5 +43,15 @@ register_spec(OpTestSpec(
     error_inputs=[
         ErrorInput("zero order", ValueError, "order", options={"order": 0}),
         ErrorInput("non-positive window", ValueError, "theta", options={"theta": 0.0}),
+        *flag_error_inputs("output_final_state"),
+        *int_error_inputs("order"),
+        bad_option("theta", "8"),
+        bad_option("theta", torch.tensor(8.0)),
+        bad_option("theta", float("nan"), ValueError),
+    ],
+    layer_error_inputs=[
+        bad_layer_option("theta", "128", expected=" a finite real number > 0"),
+        bad_layer_option("memory_size", 0, ValueError, " an int >= 1"),
+        bad_layer_option("batch_norm", "no", expected=" a bool"),
     ],
 ))

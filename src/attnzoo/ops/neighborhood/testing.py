@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.neighborhood.functional import VARIANT_NAMES
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, case_future_mask, qkv_inputs, random_tensor, \
-    register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, case_future_mask, \
+    flag_error_inputs, qkv_inputs, random_tensor, register_spec, scale_error_inputs
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -71,6 +71,13 @@ _ERRORS = [
     ErrorInput("zero dilation", ValueError, "dilation=0", options={"dilation": 0}),
     ErrorInput("rpb of the wrong shape", ValueError, "rpb has shape",
                inputs=lambda x: {**x, "rpb": x["query"].new_zeros(1)}),
+    *scale_error_inputs(),
+    *flag_error_inputs("is_causal"),
+]
+_LAYER_ERRORS = [
+    bad_layer_option("kernel_size", 3.0, expected=" an int"),
+    bad_layer_option("is_causal", "no", expected=" a bool"),
+    bad_layer_option("rel_pos_bias", "no", expected=" a bool"),
 ]
 
 for _ndim in (1, 2, 3):
@@ -84,4 +91,5 @@ for _ndim in (1, 2, 3):
         future_mask=case_future_mask(False),
         layer_input_shape=_LAYER_INPUTS[_ndim],
         error_inputs=_ERRORS,
+        layer_error_inputs=_LAYER_ERRORS,
     ))

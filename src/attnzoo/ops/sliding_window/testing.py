@@ -6,7 +6,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from attnzoo.testing import ErrorInput, OpTestSpec, case_future_mask, qkv_inputs, register_spec
+from attnzoo.testing import ErrorInput, OpTestSpec, bad_layer_option, case_future_mask, flag_error_inputs, \
+    int_error_inputs, qkv_inputs, register_spec, scale_error_inputs
 
 
 def _divisor(rnd: random.Random, length: int) -> int:
@@ -49,7 +50,13 @@ register_spec(OpTestSpec(
     error_inputs=[
         ErrorInput("zero window", ValueError, "window", options={"window": 0}),
         ErrorInput("negative sinks", ValueError, "num_sink_tokens", options={"num_sink_tokens": -1}),
+        *scale_error_inputs(),
+        *flag_error_inputs("is_causal"),
+        *int_error_inputs("window", per_axis=True),
+        *int_error_inputs("num_sink_tokens", minimum=0, per_axis=True),
     ],
+    layer_error_inputs=[bad_layer_option("qkv_bias", "no", expected=" a bool"),
+                        bad_layer_option("is_causal", "no", expected=" a bool")],
 ))
 
 register_spec(OpTestSpec(
@@ -66,7 +73,8 @@ register_spec(OpTestSpec(
     random_case=_random_grouped(sinks=False),
     layer_input_shape=(2, 64, 32),
     error_inputs=[ErrorInput("group not dividing the length", ValueError, "group_size", options={"group_size": 2},
-                             case={"batch": 1, "heads": 2, "grid": (63,), "head_dim": 8, "group_size": 9})],
+                             case={"batch": 1, "heads": 2, "grid": (63,), "head_dim": 8, "group_size": 9}),
+                  *scale_error_inputs(), *int_error_inputs("group_size", per_axis=True)],
 ))
 
 register_spec(OpTestSpec(
@@ -85,5 +93,7 @@ register_spec(OpTestSpec(
     layer_input_shape=(2, 64, 32),
     error_inputs=[ErrorInput("group not dividing the length", ValueError, "group_size", options={"group_size": 2},
                              case={"batch": 1, "heads": 2, "grid": (63,), "head_dim": 8, "group_size": 21,
-                                   "num_sink_tokens": 1})],
+                                   "num_sink_tokens": 1}),
+                  *scale_error_inputs(), *int_error_inputs("group_size", per_axis=True),
+                  *int_error_inputs("num_sink_tokens", minimum=0, per_axis=True)],
 ))

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from attnzoo.ops.soft.functional import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, random_tensor, register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, bad_option, random_tensor, \
+    register_spec, scale_error_inputs
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -54,5 +55,13 @@ register_spec(OpTestSpec(
     random_case=_random_case,
     batched_inputs=("query", "value", "landmarks"),
     layer_input_shape=(2, 8, 6, 32),
-    error_inputs=[ErrorInput("negative Newton steps", ValueError, "newton_iters", options={"newton_iters": -1})],
+    error_inputs=[
+        ErrorInput("negative Newton steps", ValueError, "newton_iters", options={"newton_iters": -1}),
+        *scale_error_inputs(),
+        bad_option("newton_iters", 2.0),
+        bad_option("regularizer", "0.01"),
+        bad_option("regularizer", float("inf"), ValueError),
+        bad_option("regularizer", -1.0, ValueError),
+    ],
+    layer_error_inputs=[bad_layer_option("sr_ratio", 2.0, expected=" an int >= 1")],
 ))

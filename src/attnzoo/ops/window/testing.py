@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.window.functional import VARIANT_NAME
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, qkv_inputs, random_tensor, register_spec
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, qkv_inputs, random_tensor, \
+    register_spec, scale_error_inputs
 from attnzoo.validation import per_axis
 
 
@@ -50,5 +51,7 @@ register_spec(OpTestSpec(
     error_inputs=[
         ErrorInput("shift not smaller than the window", ValueError, "shift_size", options={"shift_size": 3}),
         ErrorInput("zero window", ValueError, "window_size", options={"window_size": 0}),
+        *scale_error_inputs(),
     ],
+    layer_error_inputs=[bad_layer_option("shift_size", 0.5, expected=" an int")],
 ))
