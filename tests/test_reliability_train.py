@@ -23,21 +23,7 @@ from attnzoo.train import (
     train,
 )
 
-from test_train import DropoutMLP, assert_bit_identical, config, mse, noisy_batches, weights
-
-
-def _interrupted_run(out: Path) -> None:
-    """A 12-step run with checkpoints every 3 steps, killed during step 8 (checkpoints 3 and 6 kept)."""
-    calls = {"n": 0}
-
-    def crashing(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt("simulated kill at step 8")
-        return mse(model, batch)
-
-    with pytest.raises(KeyboardInterrupt):
-        train(DropoutMLP(), noisy_batches, crashing, config(out, ckpt_interval=3))
+from test_train import DropoutMLP, assert_bit_identical, config, interrupted_run, mse, noisy_batches, weights
 
 
 def _truncate(path: Path) -> None:
@@ -56,7 +42,7 @@ def test_resume_skips_damaged_files_for_the_newest_that_verifies(tmp_path: Path,
     full = DropoutMLP()
     train(full, noisy_batches, mse, config(tmp_path / "full"))
     out = tmp_path / "run"
-    _interrupted_run(out)
+    interrupted_run(out)
     ckpt_dir = out / "checkpoints"
     spoil, bad_file = DAMAGE[damage]
     spoil(ckpt_dir)
@@ -76,7 +62,7 @@ def test_resume_skips_damaged_files_for_the_newest_that_verifies(tmp_path: Path,
 
 
 def test_no_checkpoint_verifies_names_every_file(tmp_path: Path) -> None:
-    _interrupted_run(tmp_path)
+    interrupted_run(tmp_path)
     ckpt_dir = tmp_path / "checkpoints"
     for weights_file in ckpt_dir.glob("*.safetensors"):
         _truncate(weights_file)

@@ -152,10 +152,8 @@ def test_resume_after_stop_is_bit_identical(tmp_path: Path) -> None:
     assert_bit_identical(load_file(tmp_path / "split/checkpoints/ckpt-00000012.safetensors"), weights(full))
 
 
-def test_resume_after_crash_is_bit_identical(tmp_path: Path) -> None:
-    full = DropoutMLP()
-    train(full, noisy_batches, mse, config(tmp_path / "full"))
-
+def interrupted_run(out: Path) -> None:
+    """A 12-step run with checkpoints every 3 steps, killed during step 8 (checkpoints 3 and 6 kept)."""
     calls = {"n": 0}
 
     def crashing(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -165,7 +163,13 @@ def test_resume_after_crash_is_bit_identical(tmp_path: Path) -> None:
         return mse(model, batch)
 
     with pytest.raises(KeyboardInterrupt):
-        train(DropoutMLP(), noisy_batches, crashing, config(tmp_path / "crash", ckpt_interval=3))
+        train(DropoutMLP(), noisy_batches, crashing, config(out, ckpt_interval=3))
+
+
+def test_resume_after_crash_is_bit_identical(tmp_path: Path) -> None:
+    full = DropoutMLP()
+    train(full, noisy_batches, mse, config(tmp_path / "full"))
+    interrupted_run(tmp_path / "crash")
     assert latest_checkpoint(tmp_path / "crash/checkpoints")["step"] == 6
     assert max(r["step"] for r in read_jsonl(tmp_path / "crash/metrics.jsonl")) == 7
 

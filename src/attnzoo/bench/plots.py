@@ -12,7 +12,7 @@ from attnzoo.bench.results import MODE_LABELS, MODES
 Row = dict[str, Any]
 
 
-def _pyplot():  # noqa: ANN202
+def pyplot():  # noqa: ANN201
     """``matplotlib.pyplot`` on the Agg backend, imported on first use (matplotlib is the optional extra
     ``[plot]``)."""
     try:
@@ -51,7 +51,7 @@ def plot_metric(rows: Sequence[Row], key: str, ylabel: str, path: Path, title: s
     series = _series(rows)
     impls = _impls(rows)
     colors = {impl: f"C{i}" for i, impl in enumerate(impls)}
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib import ticker
 
     fig, axes = plt.subplots(len(series), len(MODES), figsize=(11, 3.2 * len(series)), squeeze=False)

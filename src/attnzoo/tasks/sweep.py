@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from attnzoo.bench.plots import pyplot
 from attnzoo.bench.report import Section
 from attnzoo.tasks.harness import evaluate_mixers, resolve_mixer_options
 from attnzoo.tasks.mqar_eval import MQARTask
@@ -23,19 +24,6 @@ from attnzoo.train import TrainConfig
 
 COMPARE_SETTINGS: tuple[tuple[int, int], ...] = ((64, 4), (128, 8), (256, 16))
 """(seq_len, num_kv_pairs) of the sweep in ``attnzoo compare``: Zoology's Figure 2 settings up to 256."""
-
-
-def _pyplot():  # noqa: ANN202
-    """``matplotlib.pyplot`` on the Agg backend, imported on first use (matplotlib is the optional extra
-    ``[plot]``)."""
-    try:
-        import matplotlib
-    except ImportError as error:
-        raise ImportError("plots need matplotlib, an optional extra: pip install 'attnzoo[plot]'") from error
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def sweep_tasks(mixers: Sequence[str], settings: Sequence[tuple[int, int]], task: MQARTask) -> list[MQARTask]:
@@ -98,7 +86,7 @@ def leaderboard(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def plot_accuracy_vs_length(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Test accuracy against sequence length, a line per mixer."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
     for i, (mixer, by_len) in enumerate(_by_mixer(rows).items()):
         lengths = sorted(by_len)
@@ -122,7 +110,7 @@ def plot_accuracy_vs_length(rows: Sequence[Mapping[str, Any]], path: Path) -> Pa
 def plot_quality_vs_throughput(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Accuracy at the longest length against training throughput on the same runs, a point per mixer."""
     longest = max(r["seq_len"] for r in rows)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
     for i, row in enumerate(r for r in rows if r["seq_len"] == longest):
         ax.scatter(row["train_items_per_s"], 100 * row["test_accuracy"], color=f"C{i % 10}", s=40, alpha=0.8,
