@@ -4,8 +4,9 @@ Each mechanism declares an :class:`OpTestSpec` in ``attnzoo/ops/<mechanism>/test
 awkward cases every implementation is compared on against the reference, a gradcheck-sized case, a random-case
 generator for the property tests, how to build the op's inputs and options from a case, which inputs are
 batched, how to read a causal variant's future, and its error inputs (bad calls and the error each must
-raise). The registry-wide contract (``tests/test_contract.py``) runs on every spec; nothing here is imported
-by the library at run time.
+raise). The registry-wide contract (``tests/test_contract.py``) runs on every spec, and the all-variant
+benchmark (``attnzoo bench --family all``) builds its inputs from the specs; the ops, layers and models never
+import this module.
 """
 
 from __future__ import annotations
