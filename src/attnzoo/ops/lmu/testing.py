@@ -13,32 +13,41 @@ from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_opti
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
-    return {"x": random_tensor((case["batch"], case["length"], case["channels"]), dtype, device, generator)}
+    """``x`` ``(B, N, C)`` and, if the case asks, a memory carried from earlier tokens ``(B, C, order)``."""
+    b, c = case["batch"], case["channels"]
+    inputs = {"x": random_tensor((b, case["length"], c), dtype, device, generator)}
+    if case.get("initial_state"):
+        inputs["initial_state"] = random_tensor((b, c, case["order"]), dtype, device, generator)
+    return inputs
 
 
 def _options(case: Case) -> dict[str, Any]:
-    return {"order": case["order"], "theta": case["theta"]}
+    return {"order": case["order"], "theta": case["theta"], "output_final_state": case.get("final_state", False)}
 
 
 def _random_case(rnd: random.Random) -> dict[str, Any]:
     return {"batch": rnd.randint(1, 3), "length": rnd.randint(1, 24), "channels": rnd.randint(1, 5),
-            "order": rnd.randint(1, 8), "theta": rnd.choice([0.5, 2.0, 7.5, 32.0])}
+            "order": rnd.randint(1, 8), "theta": rnd.choice([0.5, 2.0, 7.5, 32.0]),
+            "initial_state": rnd.random() < 0.3, "final_state": rnd.random() < 0.5}
 
 
 register_spec(OpTestSpec(
     variant=VARIANT_NAME,
     cases=[
         {"batch": 1, "length": 1, "channels": 8, "order": 4, "theta": 4.0},
-        {"batch": 3, "length": 63, "channels": 60, "order": 12, "theta": 32.0},
-        {"batch": 1, "length": 500, "channels": 8, "order": 6, "theta": 128.0},
-        {"batch": 2, "length": 63, "channels": 8, "order": 1, "theta": 0.5},
+        {"batch": 3, "length": 63, "channels": 60, "order": 12, "theta": 32.0, "final_state": True},
+        {"batch": 1, "length": 500, "channels": 8, "order": 6, "theta": 128.0, "initial_state": True},
+        {"batch": 2, "length": 63, "channels": 8, "order": 1, "theta": 0.5, "initial_state": True,
+         "final_state": True},
     ],
-    tiny_case={"batch": 1, "length": 6, "channels": 2, "order": 3, "theta": 4.0},
+    tiny_case={"batch": 1, "length": 6, "channels": 2, "order": 3, "theta": 4.0, "initial_state": True,
+               "final_state": True},
     make_inputs=_inputs,
     options=_options,
     random_case=_random_case,
     future_mask=case_future_mask(True),
     batched_inputs=("x",),
+    batched_states=("initial_state",),
     layer_input_shape=(2, 64, 32),
     error_inputs=[
         ErrorInput("zero order", ValueError, "order", options={"order": 0}),
