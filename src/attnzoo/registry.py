@@ -106,9 +106,9 @@ class Capabilities:
     exactly_causal: bool = True
     """``False``: causal in exact arithmetic, but a future position leaks into the output at round-off level
     (FFT convolutions); ``True``: the output's gradient with respect to the future is exactly zero."""
-    causal: bool = True  # False: cannot run the variant's causal option (if it has one)
-    dilation: bool = True  # False: cannot run dilation > 1 (if the variant has dilation)
-    bias: bool = True  # False: cannot run a positional bias (if the variant has one)
+    features: frozenset[str] = frozenset({"causal", "dilation", "bias"})
+    """The call features of :data:`FEATURES` this implementation runs (when its variant has them): by default the
+    variant's causal option, dilation and positional bias, none of the drop-in features."""
     max_head_dim: int | None = None
     auto_devices: frozenset[str] | None = None
     """Devices on which ``impl="auto"`` may pick this implementation (``None``: all of ``devices``)."""
@@ -127,24 +127,40 @@ class Capabilities:
         backward = ",".join(sorted(self.backward_devices)) or "none"
         if self.backward_devices and self.double_backward:
             backward += " (double)"
-        missing = [f"no {name}" for name in ("causal", "dilation", "bias") if not getattr(self, name)]
+        default = Capabilities.__dataclass_fields__["features"].default
+        missing = [f"no {name}" for name in sorted(default - self.features)]
+        missing += [f"+{name}" for name in sorted(self.features - default)]
         if self.max_head_dim:
             missing.append(f"head_dim<={self.max_head_dim}")
-        limits = f" limits={','.join(missing)}" if missing else ""
+        limits = f" features={','.join(missing)}" if missing else ""
         return f"devices={','.join(sorted(self.devices))} dtypes={dtypes} backward={backward}{limits}"
+
+
+FEATURES: dict[str, str] = {
+    "causal": "is_causal=True",
+    "dilation": "dilation > 1",
+    "bias": "a positional bias",
+    "attn_mask": "an attn_mask (boolean or additive)",
+    "key_padding": "a key_padding_mask",
+    "varlen": "packed variable-length sequences (cu_seqlens)",
+    "cross": "query and key/value of different lengths",
+    "gqa": "fewer key/value heads than query heads (enable_gqa=True)",
+    "dropout": "attention dropout (dropout_p > 0)",
+    "weights": "return_weights=True",
+}
+"""The features a call may use, each declared per implementation in :attr:`Capabilities.features`."""
 
 
 @dataclass(frozen=True)
 class CallFacts:
-    """The facts about one call that decide which implementations can run it."""
+    """The facts about one call that decide which implementations can run it; ``features`` are the
+    :data:`FEATURES` it uses."""
 
     device: str
     dtype: torch.dtype
     needs_grad: bool
     head_dim: int
-    causal: bool = False
-    dilation: bool = False
-    bias: bool = False
+    features: frozenset[str] = frozenset()
     coverage: float = 0.0
     """Fraction of the keys a query may attend to (window volume / tokens) for windowed patterns; 0 if unknown."""
     length: int = 0
@@ -152,16 +168,26 @@ class CallFacts:
 
     @classmethod
     def of(cls, tensors: Sequence[torch.Tensor], *, causal: bool = False, dilation: bool = False,
-           bias: bool = False, coverage: float = 0.0, length: int = 0) -> CallFacts:
-        """Facts from the input tensors (the first one sets device, dtype and head dim) and the options."""
+           bias: bool = False, features: Sequence[str] = (), coverage: float = 0.0, length: int = 0) -> CallFacts:
+        """Facts from the input tensors (the first one sets device, dtype and head dim) and the options:
+        ``causal``, ``dilation`` and ``bias`` are shorthands for those features."""
         if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
             raise ValueError(f"tensors={[type(t).__name__ for t in tensors]}: expected a non-empty sequence of "
                              "torch.Tensor (the call's inputs, the main one first)")
         first = tensors[0]
         return cls(device=first.device.type, dtype=first.dtype,
                    needs_grad=torch.is_grad_enabled() and any(t.requires_grad for t in tensors),
-                   head_dim=first.shape[-1], causal=causal, dilation=dilation, bias=bias, coverage=coverage,
-                   length=length)
+                   head_dim=first.shape[-1], features=_features(features, causal=causal, dilation=dilation,
+                                                                bias=bias), coverage=coverage, length=length)
+
+
+def _features(features: Sequence[str], **flags: bool) -> frozenset[str]:
+    """``features`` and the flagged shorthands as one set; an unknown name raises, listing :data:`FEATURES`."""
+    found = frozenset(features) | {name for name, on in flags.items() if on}
+    unknown = sorted(found - FEATURES.keys())
+    if unknown:
+        raise ValueError(f"features={unknown}: unknown; expected names from {list(FEATURES)}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -204,12 +230,8 @@ class Implementation:
         if facts.needs_grad and facts.device not in caps.backward_devices:
             reasons.append(f"backward on device={facts.device} (backward supported on: "
                            f"{sorted(caps.backward_devices) or 'no device'})")
-        if facts.causal and not caps.causal:
-            reasons.append("is_causal=True is not supported")
-        if facts.dilation and not caps.dilation:
-            reasons.append("dilation > 1 is not supported")
-        if facts.bias and not caps.bias:
-            reasons.append("a positional bias is not supported")
+        reasons += [f"{FEATURES[name]} is not supported" for name in FEATURES
+                    if name in facts.features and name not in caps.features]
         if caps.max_head_dim is not None and facts.head_dim > caps.max_head_dim:
             reasons.append(f"head_dim={facts.head_dim} (at most {caps.max_head_dim})")
         return reasons
