@@ -1,7 +1,9 @@
 """The ``attnzoo`` command: ``list`` the registered variants, ``bench`` a family, ``compare`` into a report.
 
-    attnzoo list [--family F] [--markdown]
+    attnzoo list [NAME] [--family F] [--markdown]
     attnzoo bench [--family local] [--quick] [--out DIR] [--impl NAME ...] [--device cpu]
+    attnzoo bench --op NAME [--batch B] [--heads H] [--length N | --grid X Y] [--head-dim D] [--opt KEY=VALUE ...]
+                  [--backward] [--impl NAME ...] [--out DIR] [--device cpu]
     attnzoo compare [--out reports/compare] [--quick] [--impl NAME ...] [--mqar-steps N] [--no-quality] [--device cpu]
     attnzoo eval {mqar,austen,fashion-mnist,pixel-mnist} [--mixers a,b,c] [--steps N] [task settings] [--out DIR]
                  [--device cpu]
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from attnzoo.registry import Variant, families, variants
+from attnzoo.registry import Variant, families, get_variant, variants
 from attnzoo.train import DiskFullError, NonFiniteLossError, TrainConfig
 
 if TYPE_CHECKING:
@@ -83,7 +85,10 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 def describe_variants(found: Sequence[Variant]) -> str:
     """A table of the variants (name, family, paper year and arXiv id, layout, implementations), then per
-    variant its paper title and each implementation's declared capabilities."""
+    variant its paper title, its layer's arguments with their effective defaults and each implementation's
+    declared capabilities."""
+    from attnzoo.docs import layer_arguments_cell
+
     overview = [("VARIANT", "FAMILY", "YEAR", "ARXIV", "LAYOUT", "IMPLEMENTATIONS")]
     overview += [(v.name, v.family, str(v.paper.year), v.paper.arxiv, str(v.layout), ", ".join(v.implementations))
                  for v in found]
@@ -91,14 +96,23 @@ def describe_variants(found: Sequence[Variant]) -> str:
     for v in found:
         impls = _table([(f"    {impl.name}", impl.capabilities.describe(), impl.description)
                         for impl in v.implementations.values()])
+        layer = (f"    layer: attnzoo.create({v.name!r}, {layer_arguments_cell(v)})\n" if v.layer is not None
+                 else "    layer: none\n")
         blocks.append(f"{v.name} — {v.paper.title} ({v.paper.year}, arXiv:{v.paper.arxiv})\n"
-                      f"    {v.summary}\n{impls}")
+                      f"    {v.summary}\n{layer}{impls}")
     return "\n\n".join(blocks)
 
 
 def _list(args: argparse.Namespace) -> int:
-    from attnzoo.docs import variants_markdown
+    from attnzoo.docs import describe_variant, variants_markdown
 
+    if args.name is not None:
+        try:
+            variant = get_variant(args.name)
+        except KeyError as error:
+            raise SystemExit(f"attnzoo list: {error.args[0]}") from None
+        print(describe_variant(variant))
+        return 0
     found = variants(args.family)
     print(variants_markdown(found) if args.markdown else describe_variants(found))
     return 0
@@ -143,10 +157,49 @@ def _run(family: str, subset: str, quick: bool, impls: Sequence[str] | None, pro
     return run_cases(_suite_cases(family, subset, impls, device), settings, progress=progress)
 
 
+def _bench_op(args: argparse.Namespace) -> int:
+    """``attnzoo bench --op NAME``: one variant on the flags' shape and options, with both SDPA baselines."""
+    from attnzoo.bench import Settings, run_cases, save
+    from attnzoo.bench.op import OpRequest, add_speedups, format_table, op_cases, parse_opt
+
+    with reporting(f"attnzoo bench --op {args.op}"):
+        if args.family is not None:
+            raise ValueError(f"--family {args.family!r} and --op {args.op!r}: give one of them")
+        out = writable_folder(args.out) if args.out is not None else None
+        opts = dict(parse_opt(text) for text in args.opt or ())
+        request = OpRequest(args.op, batch=args.batch, heads=args.heads, length=args.length,
+                            grid=tuple(args.grid) if args.grid else None, head_dim=args.head_dim, opts=opts,
+                            backward=args.backward, impls=args.impl, device=args.device)
+        cases, case, options = op_cases(request)
+    settings = Settings(target_s=0.2, max_repeats=10) if args.quick else Settings()
+    doc = run_cases(cases, settings, progress=not args.no_progress)
+    add_speedups(doc)
+    doc["command"] = args.command
+    table = format_table(doc, args.backward)
+    shape = ", ".join(f"{k}={v}" for k, v in case.items())
+    print(f"{args.op} on {args.device} ({shape}); options {options}\n\n{table}")
+    if out is not None:
+        stem = f"op_{args.op}_{torch.device(args.device).type}"
+        save(doc, out / f"{stem}.json")
+        (out / f"{stem}.md").write_text(f"# attnzoo bench --op {args.op}\n\n`{args.command}`\n\n{shape}; "
+                                        f"options {options}\n\n{table}\n")
+        print(f"wrote {out / f'{stem}.json'} and {out / f'{stem}.md'}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from attnzoo.bench import save
     from attnzoo.bench.report import speed_sections, write_report
 
+    if args.op is not None:
+        return _bench_op(args)
+    given = [flag for flag, value in (("--batch", args.batch), ("--heads", args.heads), ("--length", args.length),
+                                      ("--grid", args.grid), ("--head-dim", args.head_dim), ("--opt", args.opt),
+                                      ("--backward", args.backward or None)) if value is not None]
+    if given:
+        raise SystemExit(f"attnzoo bench: {', '.join(given)} need --op NAME (one variant on your own shape)")
+    args.family = args.family or "local"
+    args.out = args.out or "benchmarks/results"
     subset = "quick" if args.quick else "full"
     with reporting("attnzoo bench"):
         out = writable_folder(args.out)
@@ -269,6 +322,24 @@ def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
         command.set_defaults(handler=_eval)
 
 
+def _add_op_arguments(command: argparse.ArgumentParser) -> None:
+    """``bench --op NAME`` and its shape and option flags (unset: the variant's test-spec benchmark case)."""
+    group = command.add_argument_group(
+        "one variant on your own shape (--op)",
+        "e.g. attnzoo bench --op sliding_window_attention --batch 2 --heads 8 --length 3000 --head-dim 48 "
+        "--opt window=128 --backward; unset flags keep the variant's benchmark case")
+    group.add_argument("--op", metavar="NAME", help="a registered variant (attnzoo list)")
+    group.add_argument("--batch", type=int, help="batch size")
+    group.add_argument("--heads", type=int, help="heads (ops with a heads axis)")
+    group.add_argument("--length", type=int, help="tokens of a sequence op")
+    group.add_argument("--grid", type=int, nargs="+", metavar="N", help="token grid of a 2-D/3-D op, e.g. 64 64")
+    group.add_argument("--head-dim", type=int, help="head dim (channels for ops without heads)")
+    group.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                       help="an option of the op or its test case (repeatable; value by ast.literal_eval), "
+                            "e.g. --opt window=128 --opt is_causal=True")
+    group.add_argument("--backward", action="store_true", help="also time forward + backward")
+
+
 def _add_device(command: argparse.ArgumentParser, what: str) -> None:
     command.add_argument("--device", type=device_argument, default=DEFAULT_DEVICE,
                          help=f"{what}: cpu or cuda[:N] (default: {DEFAULT_DEVICE})")
@@ -278,6 +349,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnzoo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command_name", required=True)
     listing = sub.add_parser("list", help="every registered variant with its implementations and capabilities")
+    listing.add_argument("name", nargs="?", metavar="NAME",
+                         help="one variant in full: the layer's arguments and defaults, the op, implementations")
     listing.add_argument("--family", choices=families(), help="only this family")
     listing.add_argument("--markdown", action="store_true", help="the README's variants table (markdown)")
     listing.set_defaults(handler=_list)
@@ -286,9 +359,11 @@ def _parser() -> argparse.ArgumentParser:
             ("compare", _compare, "reports/compare", "comparison report (report.md + plots)")):
         command = sub.add_parser(name, help=help_text)
         if name == "bench":
-            command.add_argument("--family", default="local", help="family to benchmark (default: local)")
+            command.add_argument("--family", default=None, help="family to benchmark (default: local)")
+            _add_op_arguments(command)
         command.add_argument("--quick", action="store_true", help="small subset, short timing (a minute or two)")
-        command.add_argument("--out", default=out, help=f"output folder (default: {out})")
+        command.add_argument("--out", default=None if name == "bench" else out,
+                             help=f"output folder (default: {out}; with --op: print only)")
         command.add_argument("--impl", action="append", metavar="NAME",
                              help="only this implementation (repeatable; the dense baseline is always run)")
         command.add_argument("--no-progress", action="store_true", help="no progress bar")
