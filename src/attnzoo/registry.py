@@ -349,10 +349,32 @@ def get_variant(name: str) -> Variant:
 
 
 def create(name: str, **kwargs: Any) -> torch.nn.Module:
-    """Build the layer of variant ``name``; ``kwargs`` override its defaults."""
+    """Build the layer of variant ``name``: its constructor with the registry's ``layer_defaults``, which
+    ``kwargs`` override. ``attnzoo.describe(name)`` (``attnzoo list NAME``) lists every argument with its
+    effective default; an unknown keyword raises ``TypeError`` listing the accepted ones, an unknown name
+    ``KeyError`` listing the registered variants.
+
+    >>> import torch, attnzoo
+    >>> layer = attnzoo.create("sliding_window_attention", dim=32, num_heads=4, window=8)
+    >>> layer(torch.randn(2, 64, 32)).shape
+    torch.Size([2, 64, 32])
+    >>> attnzoo.create("sliding_window_attention", windw=8)
+    Traceback (most recent call last):
+    TypeError: create('sliding_window_attention'): unexpected keyword argument 'windw'; ...
+    """
+    import inspect
+
     variant = get_variant(name)
     if variant.layer is None:
         raise ValueError(f"variant {name!r} has no layer")
+    params = inspect.signature(variant.layer.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        accepted = [p for p in params if p != "self"]
+        unknown = [key for key in kwargs if key not in accepted]
+        if unknown:
+            raise TypeError(f"create({name!r}): unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(map(repr, unknown))}; {variant.layer.__qualname__} accepts "
+                            f"{', '.join(accepted)} (defaults: attnzoo.describe({name!r}))")
     return variant.layer(**{**variant.layer_defaults, **kwargs})
 
 
