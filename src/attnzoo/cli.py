@@ -267,6 +267,7 @@ def _compare_quality(args: argparse.Namespace, out: Path, mixers: list[str], tas
 def _eval(args: argparse.Namespace) -> int:
     from attnzoo.tasks import TASKS
     from attnzoo.tasks.harness import evaluate_mixers, markdown, score_metrics
+    from attnzoo.train.distributed import is_main_process
 
     with reporting(f"attnzoo eval {args.task}"):
         out = writable_folder(args.out)
@@ -278,8 +279,9 @@ def _eval(args: argparse.Namespace) -> int:
                                    ckpt_interval=args.ckpt_interval)
         rows = evaluate_mixers(task, mixers, train_config, out, progress=not args.no_progress,
                                command=args.command, resume=args.resume)
-    print(markdown(rows, score_metrics(rows)))
-    print(f"wrote {out / f'{task.name}.json'} and {out / f'{task.name}.md'}")
+    if is_main_process():  # under torchrun only rank 0 wrote the report, and only it prints
+        print(markdown(rows, score_metrics(rows)))
+        print(f"wrote {out / f'{task.name}.json'} and {out / f'{task.name}.md'}")
     return 0
 
 

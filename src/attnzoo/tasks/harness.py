@@ -4,7 +4,7 @@ A task (:class:`QualityTask`) says how to build its model around a mixer, draw a
 loss and score a trained model; :func:`evaluate_mixers` does the rest identically for every task and mixer:
 seeds the initialisation, trains with the shared engine (:func:`attnzoo.train.train`: AdamW, warm-up + cosine,
 clipping, seeded, checkpoints under ``out_dir/runs/<task>/<mixer>/``), times the training, scores, and writes
-``out_dir/<task>.json`` plus a markdown table ``out_dir/<task>.md``. ``train_time_s`` is the wall time of the
+``out_dir/<task>.json`` plus a markdown table ``out_dir/<task>.md`` (under ``torchrun``, rank 0 only). ``train_time_s`` is the wall time of the
 engine's call (steps plus the final checkpoint write, not the scoring); ``train_items_per_s`` is the task's
 training items (tokens or images) per second of that time — a throughput measured on the same work as the
 quality, which the comparison plots use.
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from attnzoo.train import TrainConfig, train
+from attnzoo.train.distributed import is_main_process
 
 
 class QualityTask(Protocol):
@@ -171,6 +172,8 @@ def evaluate_mixers(task: QualityTask, mixers: Sequence[str], train_config: Trai
                      "steps": train_config.steps, "train_time_s": train_time,
                      "train_items_per_s": result.steps_run * task.items_per_batch / train_time,
                      **task.score(model), "mixer_kwargs": options[mixer]})
+    if not is_main_process():  # under torchrun every rank trains and scores; rank 0 alone writes the report
+        return rows
     out.mkdir(parents=True, exist_ok=True)
     doc = {"task": task.name, "command": command, "metric": task.metric, "higher_is_better": task.higher_is_better,
            "item_name": task.item_name, "settings": task_settings(task), "train_config": train_config.to_dict(),

@@ -38,6 +38,14 @@ def dist_info() -> DistInfo:
     return DistInfo()
 
 
+def is_main_process() -> bool:
+    """True on rank 0, the process that writes reports and prints them: the process group's rank when one
+    is initialised, else torchrun's ``RANK`` environment variable (set before any group exists), else True."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_distributed(backend: str | None = None) -> DistInfo:
     """Initialise the default process group from ``torchrun`` variables (``RANK``, ``WORLD_SIZE``, ...).
 
