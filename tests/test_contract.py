@@ -23,6 +23,7 @@ no backward on CPU; ``tests/test_flex_cpu.py`` sweeps it against the reference a
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 import torch
@@ -30,8 +31,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import attnzoo
-from attnzoo.registry import FLOAT_DTYPES, CallFacts, NotSupportedError
-from attnzoo.testing import OpTestSpec, specs
+from attnzoo.registry import FEATURES, FLOAT_DTYPES, CallFacts, NotSupportedError
+from attnzoo.testing import FEATURE_KEYS, OpTestSpec, case_features, specs, without_features
 from registry_cases import case_id, forward_backward, make_inputs, outputs, run, run_all
 
 SPECS = specs()
@@ -62,9 +63,14 @@ def per_implementation(*, backward: bool = False, reference: bool = False) -> li
             for impl in cpu_implementations(s, backward=backward, reference=reference)]
 
 
+def declares(spec: OpTestSpec, impl: str, case: dict) -> bool:
+    """Whether ``impl`` declares every drop-in feature ``case`` uses (:data:`attnzoo.testing.FEATURE_KEYS`)."""
+    return case_features(case) <= spec.registered.implementations[impl].capabilities.features
+
+
 def per_case(*, backward: bool = True) -> list:
     return [pytest.param(s, impl, case, id=f"{s.variant}-{impl}-{case_id(case)}") for s in SPECS
-            for impl in cpu_implementations(s, backward=backward) for case in s.cases]
+            for impl in cpu_implementations(s, backward=backward) for case in s.cases if declares(s, impl, case)]
 
 
 def assert_matches(outs: tuple, grads: dict, ref_outs: tuple, ref_grads: dict, dtype: torch.dtype) -> None:
@@ -126,6 +132,28 @@ def _tiny_fn(spec: OpTestSpec, impl: str):  # noqa: ANN202
     return fn, tuple(inputs.values())
 
 
+UNDECLARED = [pytest.param(s, impl, case, id=f"{s.variant}-{impl}-{case_id(case)}") for s in SPECS
+              for impl in cpu_implementations(s, reference=True) for case in s.cases if not declares(s, impl, case)]
+
+
+@pytest.mark.parametrize(("spec", "impl", "case"), UNDECLARED)
+def test_undeclared_features_raise_not_supported(spec, impl, case) -> None:
+    """A drop-in feature an implementation does not declare (a mask, padding, packed sequences, grouped KV heads,
+    longer keys, weights) raises NotSupportedError naming it: never silently ignored."""
+    missing = case_features(case) - spec.registered.implementations[impl].capabilities.features
+    with pytest.raises(NotSupportedError, match="|".join(re.escape(FEATURES[name]) for name in missing)):
+        run_all(spec, case, make_inputs(spec, case), impl)
+
+
+def test_every_drop_in_feature_is_exercised_where_declared() -> None:
+    """Each feature an implementation declares is used by at least one of its variant's cases."""
+    for spec in SPECS:
+        used = frozenset().union(*(case_features(c) for c in spec.cases))
+        for impl in spec.registered.implementations.values():
+            declared = impl.capabilities.features & frozenset(FEATURE_KEYS.values())
+            assert declared <= used, (spec.variant, impl.name, sorted(declared - used))
+
+
 @pytest.mark.parametrize(("spec", "impl"), per_implementation(backward=True, reference=True))
 def test_gradcheck(spec, impl) -> None:
     fn, inputs = _tiny_fn(spec, impl)
@@ -150,9 +178,10 @@ def test_double_backward_claim(spec, impl) -> None:
 @pytest.mark.parametrize(("spec", "impl"), per_implementation())
 @given(rnd=st.randoms(use_true_random=False))
 def test_random_sweep_against_reference(spec, impl, rnd: random.Random) -> None:
-    """A random case per example (NATTEN's randsweep): values and gradients equal the reference's, outputs are
-    finite, and each sample alone gives the same output as in the batch."""
-    case = spec.random_case(rnd)
+    """A random case per example (NATTEN's randsweep), with the drop-in features the implementation declares:
+    values and gradients equal the reference's, outputs are finite, and each sample alone gives the same output
+    as in the batch."""
+    case = without_features(spec.random_case(rnd), spec.registered.implementations[impl].capabilities.features)
     backward = "cpu" in spec.registered.implementations[impl].capabilities.backward_devices
     inputs = make_inputs(spec, case, seed=rnd.randint(0, 2**31), requires_grad=backward)
     if backward:
@@ -174,7 +203,7 @@ def test_random_sweep_against_reference(spec, impl, rnd: random.Random) -> None:
 
 CAUSAL = [pytest.param(s, impl, c, id=f"{s.variant}-{impl}-{case_id(c)}") for s in SPECS if s.future_mask is not None
           for impl in cpu_implementations(s, backward=True, reference=True)
-          for c in [*s.cases, s.tiny_case] if s.future_mask(c) is not None]
+          for c in [*s.cases, s.tiny_case] if s.future_mask(c) is not None and declares(s, impl, c)]
 
 
 @pytest.mark.parametrize(("spec", "impl", "case"), CAUSAL)

@@ -25,3 +25,6 @@ FULL_PRECISION = frozenset({torch.float32, torch.float64})
 FLEX_COMPILED = Capabilities(devices=CPU_CUDA, backward_devices=frozenset({"cuda"}), dtypes=FLOAT_DTYPES,
                              auto_devices=frozenset({"cuda"}), available=flex_unavailable)
 """Compiled FlexAttention: forward on CPU and CUDA, backward on CUDA only; ``auto`` picks it on CUDA only."""
+
+DROP_IN = frozenset({"attn_mask", "key_padding", "varlen", "cross", "gqa", "dropout", "weights"})
+"""Every drop-in feature of :mod:`attnzoo.ops.dropin` (what the dense references of sequence ops run)."""

@@ -122,10 +122,58 @@ def random_tensor(shape: Sequence[int], dtype: torch.dtype, device: str, generat
     return torch.randn(*shape, generator=generator, dtype=torch.float64).to(dtype=dtype, device=device)
 
 
+FEATURE_KEYS: dict[str, str] = {"kv_heads": "gqa", "kv_length": "cross", "key_padding": "key_padding",
+                                "attn_mask": "attn_mask", "varlen": "varlen", "return_weights": "weights"}
+"""Case keys that make a case use a drop-in feature (:data:`attnzoo.registry.FEATURES`): ``kv_heads`` (fewer
+key/value heads), ``kv_length`` (longer keys than queries), ``key_padding`` (a random ``key_padding_mask``),
+``attn_mask`` (``"bool"`` or ``"float"``, with ``attn_mask_shape`` ``"full"`` (B, Hq, Nq, Nk), ``"batch"``
+(B, 1, Nq, Nk) or ``"plain"`` (Nq, Nk)), ``varlen`` (the packed sequences' lengths) and ``return_weights``."""
+
+
+def case_features(case: Case) -> frozenset[str]:
+    """The drop-in features a case uses (its :data:`FEATURE_KEYS`)."""
+    return frozenset(feature for key, feature in FEATURE_KEYS.items() if case.get(key))
+
+
+def without_features(case: Case, features: frozenset[str]) -> dict[str, Any]:
+    """``case`` with the drop-in features outside ``features`` switched off (a random case for an implementation
+    that declares only those)."""
+    return {key: (0 if FEATURE_KEYS.get(key) and FEATURE_KEYS[key] not in features else value)
+            for key, value in case.items()}
+
+
+def dropin_options(case: Case) -> dict[str, Any]:
+    """The op options a case's drop-in features need: ``enable_gqa``, ``return_weights``."""
+    options: dict[str, Any] = {}
+    if case.get("kv_heads"):
+        options["enable_gqa"] = True
+    if case.get("return_weights"):
+        options["return_weights"] = True
+    return options
+
+
 def qkv_inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
-    """``query``, ``key``, ``value`` of shape ``(batch, heads, *grid, head_dim)`` for a case."""
-    shape = (case["batch"], case["heads"], *case["grid"], case["head_dim"])
-    return {name: random_tensor(shape, dtype, device, generator) for name in ("query", "key", "value")}
+    """``query`` ``(batch, heads, *grid, head_dim)`` and ``key``, ``value`` of the same shape, or with the case's
+    ``kv_heads`` heads and ``kv_length`` tokens; plus the masks and ``cu_seqlens`` its :data:`FEATURE_KEYS` ask
+    for (random, from ``generator``; padding and masks hide about 30% of the pairs, so some queries see nothing)."""
+    b, h, d = case["batch"], case["heads"], case["head_dim"]
+    kv_grid = (case["kv_length"],) if case.get("kv_length") else tuple(case["grid"])
+    inputs = {"query": random_tensor((b, h, *case["grid"], d), dtype, device, generator)}
+    for name in ("key", "value"):
+        inputs[name] = random_tensor((b, case.get("kv_heads") or h, *kv_grid, d), dtype, device, generator)
+    nq, nk = math.prod(case["grid"]), math.prod(kv_grid)
+    if case.get("key_padding"):
+        inputs["key_padding_mask"] = (torch.rand(b, nk, generator=generator) < 0.3).to(device)
+    if case.get("attn_mask"):
+        shape = {"full": (b, h, nq, nk), "batch": (b, 1, nq, nk), "plain": (nq, nk)}[case.get("attn_mask_shape", "full")]
+        if case["attn_mask"] == "bool":
+            inputs["attn_mask"] = (torch.rand(shape, generator=generator) >= 0.3).to(device)
+        else:
+            inputs["attn_mask"] = random_tensor(shape, dtype, device, generator)
+    if case.get("varlen"):
+        lengths = torch.tensor([0, *case["varlen"]])
+        inputs["cu_seqlens"] = lengths.cumsum(0).to(device)
+    return inputs
 
 
 def grid_future_mask(grid: Sequence[int], causal: Sequence[bool]) -> torch.Tensor | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from attnzoo.ops.dropin import DropIn, check_dropin
 from attnzoo.ops.sliding_window.patterns import (
     SequencePattern,
     ShiftedSparsePattern,
@@ -23,7 +24,7 @@ from attnzoo.ops.sliding_window.patterns import (
     SlidingWindowPattern,
 )
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_flag, check_qkv, check_scale, empty_output, per_axis
+from attnzoo.validation import check_flag, check_qkv, check_scale, per_axis
 
 LAYOUT = "(B, H, N, D)"
 
@@ -56,17 +57,27 @@ def check_group_size(group_size: int, length: int) -> int:
 
 
 def _run(variant: str, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pattern: SequencePattern,
-         causal: bool, scale: float | None, impl: str) -> torch.Tensor:
+         causal: bool, scale: float | None, impl: str, dropin: DropIn | None = None
+         ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Dispatch; ``dropin`` (the sliding window's drop-in options) goes to implementations that take it."""
     scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
-    implementation = select_implementation(variant, impl, CallFacts.of([query, key, value], causal=causal))
+    features = () if dropin is None else dropin.features
+    implementation = select_implementation(variant, impl, CallFacts.of([query, key, value], causal=causal,
+                                                                       features=features))
     if query.shape[0] == 0 or query.shape[1] == 0:
-        return empty_output(query, key, value)
-    return implementation.fn(query, key, value, pattern=pattern, scale=scale)
+        out = query.new_zeros(*query.shape[:-1], value.shape[-1]) + (query.sum() + key.sum() + value.sum()) * 0
+        weights = query.new_zeros(*query.shape[:-1], key.shape[2])
+        return (out, weights) if dropin is not None and dropin.return_weights else out
+    extra = {} if dropin is None else {"dropin": dropin}
+    return implementation.fn(query, key, value, pattern=pattern, scale=scale, **extra)
 
 
 def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, window: int,
                              is_causal: bool = True, num_sink_tokens: int = 0, scale: float | None = None,
-                             impl: str = "auto") -> torch.Tensor:
+                             impl: str = "auto", *, attn_mask: torch.Tensor | None = None,
+                             key_padding_mask: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
+                             enable_gqa: bool = False, dropout_p: float = 0.0,
+                             return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Sliding-window attention with optional global sink tokens (StreamingLLM / SinkLoRA).
 
     Causal: query ``i`` sees keys ``i - window < j <= i`` (Mistral: ``window`` keys including itself).
@@ -74,12 +85,26 @@ def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torc
     The first ``num_sink_tokens`` keys are visible to every query (causal: when ``j <= i``). ``impl``:
     ``"auto"``, ``"tiled"``, ``"flex"`` or ``"reference"``. Time O(N · (window + s) · D). Limits tested:
     causal ``window >= N`` is causal dense attention, bidirectional ``window >= 2N - 1`` is full attention.
+
+    Drop-in options (:mod:`attnzoo.ops.dropin`: shapes and conventions): ``key``/``value`` may be longer than
+    ``query`` (the queries are the last positions: a decode step against a KV cache) and have fewer heads with
+    ``enable_gqa=True``; ``attn_mask``, ``key_padding_mask``, packed ``cu_seqlens`` (windows and sinks per
+    sequence), ``dropout_p`` and ``return_weights`` (then ``(out, weights)`` is returned). Each implementation
+    declares which it runs (``attnzoo list``): the reference all of them, the tiled kernel grouped KV heads.
+
+    >>> import torch
+    >>> q = torch.randn(1, 8, 1, 16)                      # one new token, 8 query heads
+    >>> k = v = torch.randn(1, 2, 100, 16)                # its KV cache: 100 tokens, 2 KV heads
+    >>> sliding_window_attention(q, k, v, window=32, enable_gqa=True).shape
+    torch.Size([1, 8, 1, 16])
     """
-    check_qkv(query, key, value, spatial_dims=1, layout=LAYOUT)
-    length = query.shape[2]
+    dropin = check_dropin(query, key, value, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                          cu_seqlens=cu_seqlens, enable_gqa=enable_gqa, dropout_p=dropout_p,
+                          return_weights=return_weights)
+    length = key.shape[2]
     pattern = SlidingWindowPattern(length, check_window(window, is_causal), is_causal,
                                    check_sinks(num_sink_tokens, length))
-    return _run("sliding_window_attention", query, key, value, pattern, is_causal, scale, impl)
+    return _run("sliding_window_attention", query, key, value, pattern, is_causal, scale, impl, dropin)
 
 
 def shifted_sparse_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, group_size: int,

@@ -3,9 +3,10 @@ SF-Attn."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, CUSTOM_BACKWARD, FLEX_COMPILED
+from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, CUSTOM_BACKWARD, DROP_IN, FLEX_COMPILED
 from attnzoo.fitting import largest_divisor
 from attnzoo.layers.sliding_window import ShiftedSparseAttention, SinkFocusedAttention, SlidingWindowAttention
 from attnzoo.ops.sliding_window.flex import sequence_flex
@@ -25,6 +26,9 @@ PAPER = Paper("SinkLoRA: Enhanced Efficiency and Chat Capabilities for Long-Cont
 _FLEX = Implementation("flex", sequence_flex, FLEX_COMPILED, "compiled FlexAttention with the shared mask")
 _REFERENCE = Implementation("reference", sequence_reference, AUTOGRAD_ANY_FLOAT,
                             "dense scores + explicit N x N mask (oracle)")
+_DROP_IN_REFERENCE = Implementation("reference", sequence_reference,
+                                    replace(AUTOGRAD_ANY_FLOAT, features=AUTOGRAD_ANY_FLOAT.features | DROP_IN),
+                                    "dense scores + explicit Nq x Nk mask (oracle); every drop-in feature")
 _GROUPED = Implementation("grouped", grouped_attention, CUSTOM_BACKWARD,
                           "roll half the heads, reshape into groups, masked GEMMs per group; O(N * G) memory")
 _LAYER_DEFAULTS = {"dim": 32, "num_heads": 4}
@@ -48,10 +52,11 @@ register(Variant(
     summary="1-D sliding window (causal Mistral-style or centred bidirectional) with optional global sink tokens",
     op=sliding_window_attention,
     implementations={
-        "tiled": Implementation("tiled", sliding_window_tiled, CUSTOM_BACKWARD,
+        "tiled": Implementation("tiled", sliding_window_tiled,
+                                replace(CUSTOM_BACKWARD, features=CUSTOM_BACKWARD.features | {"gqa"}),
                                 "query tiles x gathered key windows (+ sinks) as batched GEMMs; O(N * window) memory"),
         "flex": _FLEX,
-        "reference": _REFERENCE,
+        "reference": _DROP_IN_REFERENCE,
     },
     causal=True,
     layer=SlidingWindowAttention,

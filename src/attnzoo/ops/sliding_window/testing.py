@@ -6,8 +6,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from attnzoo.testing import ErrorInput, OpTestSpec, bad_layer_option, case_future_mask, flag_error_inputs, \
-    int_error_inputs, qkv_inputs, register_spec, scale_error_inputs
+import torch
+
+from attnzoo.testing import Case, ErrorInput, OpTestSpec, bad_layer_option, case_features, case_future_mask, \
+    dropin_options, flag_error_inputs, int_error_inputs, qkv_inputs, register_spec, scale_error_inputs
 
 
 def _divisor(rnd: random.Random, length: int) -> int:
@@ -15,11 +17,31 @@ def _divisor(rnd: random.Random, length: int) -> int:
 
 
 def _random_sliding(rnd: random.Random) -> dict[str, Any]:
+    """A random window, and each drop-in feature with probability 0.2 (grouped KV heads, longer keys, key
+    padding, a boolean or additive mask, weights)."""
     length, causal = rnd.randint(1, 24), rnd.random() < 0.6
+    kv_length = length + rnd.randint(1, 10) if rnd.random() < 0.2 else 0
     window = rnd.randint(1, length + 3)
-    return {"batch": rnd.randint(1, 3), "heads": rnd.randint(1, 3), "grid": (length,), "head_dim": rnd.randint(1, 9),
-            "window": window if causal else window | 1, "is_causal": causal,
-            "num_sink_tokens": rnd.randint(0, min(3, length))}
+    kv_heads = rnd.choice([1, 2])
+    case = {"batch": rnd.randint(1, 3), "heads": kv_heads * rnd.randint(1, 3), "grid": (length,),
+            "head_dim": rnd.randint(1, 9), "window": window if causal else window | 1, "is_causal": causal,
+            "num_sink_tokens": rnd.randint(0, min(3, length)), "kv_length": kv_length,
+            "kv_heads": kv_heads if rnd.random() < 0.2 else 0, "key_padding": rnd.random() < 0.2,
+            "return_weights": rnd.random() < 0.2}
+    if rnd.random() < 0.2:
+        case.update(attn_mask=rnd.choice(["bool", "float"]), attn_mask_shape=rnd.choice(["full", "batch", "plain"]))
+    return case
+
+
+def _sliding_options(case: Case) -> dict[str, Any]:
+    return {"window": case["window"], "is_causal": case.get("is_causal", True),
+            "num_sink_tokens": case.get("num_sink_tokens", 0), **dropin_options(case)}
+
+
+def _sliding_future(case: Case) -> torch.Tensor | None:
+    """The causal future of a case whose queries and keys are the same tokens (not for longer keys or packed
+    sequences, whose futures the shared test cannot read)."""
+    return None if case_features(case) & {"cross", "varlen"} else case_future_mask(True)(case)
 
 
 def _random_grouped(sinks: bool) -> Callable[[random.Random], dict[str, Any]]:
@@ -39,13 +61,27 @@ register_spec(OpTestSpec(
         {"batch": 1, "heads": 2, "grid": (500,), "head_dim": 8, "window": 37, "num_sink_tokens": 4},
         {"batch": 1, "heads": 2, "grid": (500,), "head_dim": 8, "window": 61, "is_causal": False},
         {"batch": 2, "heads": 1, "grid": (63,), "head_dim": 8, "window": 100, "num_sink_tokens": 3},
+        # drop-in features (attnzoo.ops.dropin): grouped KV heads, a decode step and a prefill chunk against a
+        # longer KV cache, key padding, boolean and additive masks of each shape, packed sequences, weights
+        {"batch": 2, "heads": 4, "kv_heads": 2, "grid": (63,), "head_dim": 8, "window": 9, "num_sink_tokens": 1},
+        {"batch": 2, "heads": 4, "kv_heads": 1, "grid": (1,), "kv_length": 50, "head_dim": 8, "window": 16,
+         "num_sink_tokens": 2},
+        {"batch": 1, "heads": 2, "grid": (7,), "kv_length": 40, "head_dim": 8, "window": 9, "is_causal": False},
+        {"batch": 3, "heads": 2, "grid": (40,), "head_dim": 8, "window": 7, "key_padding": True},
+        {"batch": 2, "heads": 2, "grid": (30,), "head_dim": 8, "window": 5, "attn_mask": "bool"},
+        {"batch": 2, "heads": 2, "grid": (30,), "head_dim": 8, "window": 11, "is_causal": False,
+         "attn_mask": "float", "attn_mask_shape": "plain"},
+        {"batch": 2, "heads": 3, "grid": (12,), "kv_length": 20, "head_dim": 4, "window": 6, "attn_mask": "bool",
+         "attn_mask_shape": "batch", "key_padding": True},
+        {"batch": 1, "heads": 2, "grid": (30,), "head_dim": 8, "window": 5, "num_sink_tokens": 2,
+         "varlen": (10, 1, 19)},
+        {"batch": 2, "heads": 2, "kv_heads": 1, "grid": (20,), "head_dim": 8, "window": 5, "return_weights": True},
     ],
     tiny_case={"batch": 1, "heads": 1, "grid": (20,), "head_dim": 2, "window": 2, "num_sink_tokens": 1},
     make_inputs=qkv_inputs,
-    options=lambda case: {"window": case["window"], "is_causal": case.get("is_causal", True),
-                          "num_sink_tokens": case.get("num_sink_tokens", 0)},
+    options=_sliding_options,
     random_case=_random_sliding,
-    future_mask=case_future_mask(True),
+    future_mask=_sliding_future,
     layer_input_shape=(2, 64, 32),
     error_inputs=[
         ErrorInput("zero window", ValueError, "window", options={"window": 0}),

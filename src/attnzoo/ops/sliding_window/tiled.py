@@ -13,6 +13,7 @@ import functools
 
 import torch
 
+from attnzoo.ops.dropin import DropIn
 from attnzoo.ops.neighborhood.tiled import default_tiles
 from attnzoo.ops.sliding_window.patterns import SlidingWindowPattern
 from attnzoo.ops.sliding_window.sinks import append_sinks, sink_visibility
@@ -47,8 +48,11 @@ def sliding_window_logits(pattern: SlidingWindowPattern, device: str, dtype: tor
 
 
 def sliding_window_tiled(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
-                         pattern: SlidingWindowPattern, scale: float) -> torch.Tensor:
-    """``(B, H, N, D)`` -> ``(B, H, N, Dv)``; time O(N · region · D), memory O(N · region)."""
+                         pattern: SlidingWindowPattern, scale: float, dropin: DropIn = DropIn()) -> torch.Tensor:
+    """``(B, H, N, D)`` -> ``(B, H, N, Dv)``; time O(N · region · D), memory O(N · region). Grouped KV heads
+    (``dropin.gqa``) are repeated to the query's heads (autograd sums their gradients back)."""
+    if dropin.gqa:
+        key, value = (t.repeat_interleave(query.shape[1] // key.shape[1], dim=1) for t in (key, value))
     device = str(query.device)
     plan, _ = sliding_window_plan(pattern, device)
     keys, values = gather_tiles(key, plan.key_flat), gather_tiles(value, plan.key_flat)
