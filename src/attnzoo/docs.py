@@ -113,3 +113,50 @@ def describe(name: str) -> str:
     sliding_window_attention (local) — SinkLoRA: ...
     """
     return describe_variant(get_variant(name))
+
+
+VARIANTS_PAGE = "docs/variants.md"
+"""The documentation site's variants page (:func:`variants_page`); a test checks it is current."""
+
+
+def variants_page() -> str:
+    """The text of ``docs/variants.md``: :func:`variants_markdown` under a title, then each variant's layer
+    arguments with their effective defaults. Regenerate with
+    ``python -c "import attnzoo.docs as d; open(d.VARIANTS_PAGE, 'w').write(d.variants_page())"``."""
+    arguments = [f"- `{v.name}`: `attnzoo.create({v.name!r}, {layer_arguments_cell(v)})`"
+                 for v in variants() if v.layer is not None]
+    return "\n".join(["# Variants", "",
+                      "Generated from the registry (`attnzoo list --markdown`); `attnzoo list NAME` or "
+                      "`attnzoo.describe(name)` prints one variant in full.", "",
+                      variants_markdown(), "", "## Layer arguments and their defaults", "", *arguments, ""])
+
+
+API_PAGES = {"docs/api/ops.md": "attnzoo.ops", "docs/api/layers.md": "attnzoo.layers"}
+"""API reference pages written by :func:`api_page` (the packages re-export their members by discovery, which
+the static reader of mkdocstrings cannot follow, so the page names each defining module)."""
+
+
+def api_page(package: str) -> str:
+    """The mkdocstrings page of ``package`` (``attnzoo.ops`` or ``attnzoo.layers``): its docstring, then each
+    module defining functions or classes of its ``__all__``, those members listed."""
+    import importlib
+
+    module = importlib.import_module(package)
+    defining: dict[str, list[str]] = {}
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if callable(obj) and hasattr(obj, "__module__"):  # functions and classes (constants stay in the source)
+            defining.setdefault(obj.__module__, []).append(name)
+    lines = [f"# `{package}`", "", f"::: {package}", "    options:", "      members: false", ""]
+    for where in sorted(defining):
+        lines += [f"::: {where}", "    options:", f"      members: [{', '.join(defining[where])}]", ""]
+    return "\n".join(lines)
+
+
+def write_pages() -> None:
+    """Regenerate the generated pages of the documentation site (run from the repository root)."""
+    from pathlib import Path
+
+    Path(VARIANTS_PAGE).write_text(variants_page())
+    for path, package in API_PAGES.items():
+        Path(path).write_text(api_page(package))
