@@ -75,7 +75,7 @@ def _workload(variant: Variant, spec: OpTestSpec, case: Mapping[str, Any], which
         return spec.make_inputs(case, torch.float32, device, generator)
 
     def reference(inputs: Inputs) -> torch.Tensor:
-        wide = {name: t.double() for name, t in inputs.items()}
+        wide = {name: t.double() if t.is_floating_point() else t for name, t in inputs.items()}
         return _first(variant.op(**wide, **options, impl=BASELINE)).float()
 
     return Workload(
