@@ -13,8 +13,10 @@ from attnzoo.positional import relative_position_index
 from attnzoo.registry import NotSupportedError
 
 
+@torch.compiler.assume_constant_result
 def physical_memory_bytes() -> int:
-    """The machine's total physical memory (``SC_PAGE_SIZE · SC_PHYS_PAGES``)."""
+    """The machine's total physical memory (``SC_PAGE_SIZE · SC_PHYS_PAGES``); a constant of the process, which
+    ``torch.compile`` evaluates once at trace time (``os.sysconf`` cannot be traced)."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -36,9 +38,14 @@ def check_dense_size(what: str, shape: Sequence[int], dtype: torch.dtype, fast_p
 def has_non_finite(*tensors: torch.Tensor) -> bool:
     """Whether any of ``tensors`` holds a NaN or an infinity (one fused ``isfinite().all()`` each).
 
-    Under ``torch.func.vmap`` a data-dependent branch cannot be taken, so this answers ``False`` there: the
-    plain route runs, on which a non-finite value also reaches the queries that do not see it.
+    Under ``torch.func.vmap`` and while ``torch.compile`` traces (``torch.compiler.is_compiling()``) a
+    data-dependent branch cannot be taken (vmap has no values to test; under compile the test would break the
+    graph), so this answers ``False`` there: the plain route runs, on which a non-finite key or value also reaches
+    the queries that do not see it (a whole tile of the tiled kernel, every query of a dense product). Finite
+    inputs give the same result on both routes; eager calls keep the exact route.
     """
+    if torch.compiler.is_compiling():
+        return False
     if any(torch._C._functorch.is_batchedtensor(t) for t in tensors):  # noqa: SLF001 (no public test exists)
         return False
     return not all(bool(torch.isfinite(t).all()) for t in tensors)

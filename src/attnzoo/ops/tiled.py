@@ -97,7 +97,7 @@ def _output_index(axes: Sequence[AxisTiles]) -> torch.Tensor:
         view[axis] = -1
         tiles = tiles * count + (a.output_index // size).reshape(view)
         within = within * size + (a.output_index % size).reshape(view)
-    per_tile = math.prod(a.query_index.shape[1] for a in axes)
+    per_tile = math.prod([a.query_index.shape[1] for a in axes])
     return (tiles * per_tile + within).reshape(-1)
 
 
@@ -258,9 +258,16 @@ def mask_logits(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def plan_logits(plan: TilePlan, dtype: torch.dtype) -> torch.Tensor:
-    """The cached additive mask logits of a plan's tiles, ``(tiles, n_q, n_k)``."""
+def _cached_plan_logits(plan: TilePlan, dtype: torch.dtype) -> torch.Tensor:
     return mask_logits(plan.visible, dtype)
+
+
+def plan_logits(plan: TilePlan, dtype: torch.dtype) -> torch.Tensor:
+    """The additive mask logits of a plan's tiles, ``(tiles, n_q, n_k)``: cached per plan in eager mode; under
+    ``torch.compile`` (which traces through ``lru_cache`` wrappers, ignoring the cache) built in the graph."""
+    if torch.compiler.is_compiling():
+        return mask_logits(plan.visible, dtype)
+    return _cached_plan_logits(plan, dtype)
 
 
 def tiled_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, plan: TilePlan, *,
