@@ -72,3 +72,21 @@ def test_opt_values_are_python_literals_or_words() -> None:
     assert parse_opt("is_causal=True") == ("is_causal", True)
     assert parse_opt("dilation=(1, 2)") == ("dilation", (1, 2))
     assert parse_opt("feature_map=elu") == ("feature_map", "elu")
+
+
+def test_bf16_and_compiled_rows(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    """``--dtype bfloat16`` builds bf16 inputs (errors against the float64 oracle at bf16 size), and
+    ``--compile`` adds a compiled row per implementation beside the eager one."""
+    _run(capsys, "--op", "sliding_window_attention", "--batch", "1", "--heads", "2", "--length", "40",
+         "--head-dim", "8", "--opt", "window=8", "--dtype", "bfloat16", "--compile", "--out", str(tmp_path))
+    rows = {row["impl"]: row for row in json.loads((tmp_path / "op_sliding_window_attention_cpu.json").read_text())
+            ["rows"]}
+    assert {"tiled", "tiled+compile", "tiled (float32)"} <= set(rows)
+    for impl in ("tiled", "tiled+compile"):
+        assert rows[impl]["modes"]["forward"]["status"] == "ok", rows[impl]["modes"]["forward"]
+        assert 1e-5 < rows[impl]["max_abs_error"] < 5e-2  # bf16 round-off, not float32's
+
+
+def test_dtype_and_compile_need_op(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="--dtype, --compile need --op|--compile, --dtype need --op"):
+        main(["bench", "--dtype", "bfloat16", "--compile"])

@@ -16,9 +16,13 @@ def test_usable_mixers_follow_the_registry() -> None:
     causal = usable_mixers((SEQUENCE_LAYOUT,), causal=True)
     every = usable_mixers(VIT_LAYOUTS, causal=False)
     assert causal[0] == every[0] == "softmax"
+    # "softmax" names the registered softmax_attention variant (its alias), listed once under that name
+    dense = get_variant("softmax")
+    assert dense.name == "softmax_attention" and dense.layer is SoftmaxAttention
     assert set(causal[1:]) == {v.name for v in variants()
-                               if v.layer_layout == SEQUENCE_LAYOUT and v.causal}
-    assert set(every[1:]) == {v.name for v in variants() if v.layer_layout in VIT_LAYOUTS}
+                               if v.layer_layout == SEQUENCE_LAYOUT and v.causal} - {dense.name}
+    assert set(every[1:]) == {v.name for v in variants() if v.layer_layout in VIT_LAYOUTS} - {dense.name}
+    assert len(set(every)) == len(every)
     assert "softmax" not in usable_mixers((GRID_LAYOUT,), causal=False)
     assert SEQUENCE_LAYOUT.token_axes == 1 and GRID_LAYOUT.token_axes == 2
     assert str(SEQUENCE_LAYOUT) == "(B, N, C)" and str(GRID_LAYOUT) == "(B, H, W, C)"

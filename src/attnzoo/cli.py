@@ -169,7 +169,8 @@ def _bench_op(args: argparse.Namespace) -> int:
         opts = dict(parse_opt(text) for text in args.opt or ())
         request = OpRequest(args.op, batch=args.batch, heads=args.heads, length=args.length,
                             grid=tuple(args.grid) if args.grid else None, head_dim=args.head_dim, opts=opts,
-                            backward=args.backward, impls=args.impl, device=args.device)
+                            backward=args.backward, impls=args.impl, device=args.device,
+                            dtype=getattr(torch, args.dtype), compile=args.compile)
         cases, case, options = op_cases(request)
     settings = Settings(target_s=0.2, max_repeats=10) if args.quick else Settings()
     doc = run_cases(cases, settings, progress=not args.no_progress)
@@ -195,7 +196,9 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_op(args)
     given = [flag for flag, value in (("--batch", args.batch), ("--heads", args.heads), ("--length", args.length),
                                       ("--grid", args.grid), ("--head-dim", args.head_dim), ("--opt", args.opt),
-                                      ("--backward", args.backward or None)) if value is not None]
+                                      ("--backward", args.backward or None), ("--compile", args.compile or None),
+                                      ("--dtype", None if args.dtype == "float32" else args.dtype))
+             if value is not None]
     if given:
         raise SystemExit(f"attnzoo bench: {', '.join(given)} need --op NAME (one variant on your own shape)")
     args.family = args.family or "local"
@@ -340,6 +343,10 @@ def _add_op_arguments(command: argparse.ArgumentParser) -> None:
                        help="an option of the op or its test case (repeatable; value by ast.literal_eval), "
                             "e.g. --opt window=128 --opt is_causal=True")
     group.add_argument("--backward", action="store_true", help="also time forward + backward")
+    group.add_argument("--dtype", choices=("float32", "bfloat16", "float16", "float64"), default="float32",
+                       help="input dtype (default float32; on CPU bf16/fp16 matmuls are much slower, see README)")
+    group.add_argument("--compile", action="store_true",
+                       help="also time each implementation under torch.compile beside eager")
 
 
 def _add_device(command: argparse.ArgumentParser, what: str) -> None:

@@ -238,6 +238,7 @@ class Implementation:
 
 
 FAMILIES: dict[str, str] = {
+    "full": "full softmax attention (the baseline every family is measured against)",
     "local": "local and windowed attention",
     "linear": "linear, kernel and recurrent attention",
 }
@@ -271,6 +272,8 @@ class Variant:
     layer_defaults: Mapping[str, Any] = field(default_factory=dict)
     size_options: Mapping[str, Callable[[tuple[int, ...]], Any]] = field(default_factory=dict)
     fit_options: Callable[[tuple[int, ...], int], dict[str, Any]] | None = None
+    aliases: tuple[str, ...] = ()
+    """Other names :func:`get_variant` (and so :func:`create`) resolves to this variant (``"softmax"``)."""
 
     def __post_init__(self) -> None:
         if "reference" not in self.implementations:
@@ -288,13 +291,18 @@ class Variant:
 
 
 _REGISTRY: dict[str, Variant] = {}
+_ALIASES: dict[str, str] = {}
 
 
 def register(variant: Variant) -> Variant:
     """Add a variant; names are unique."""
-    if variant.name in _REGISTRY:
+    if variant.name in _REGISTRY or variant.name in _ALIASES:
         raise ValueError(f"variant {variant.name!r} is already registered")
+    taken = [a for a in variant.aliases if a in _REGISTRY or a in _ALIASES or a == variant.name]
+    if taken:
+        raise ValueError(f"variant {variant.name!r}: aliases {taken} are already registered names")
     _REGISTRY[variant.name] = variant
+    _ALIASES.update(dict.fromkeys(variant.aliases, variant.name))
     return variant
 
 
@@ -340,10 +348,10 @@ def families() -> list[str]:
 
 
 def get_variant(name: str) -> Variant:
-    """The variant called ``name``; the error lists the registered names."""
+    """The variant called ``name`` (or one of its :attr:`Variant.aliases`); the error lists the registered names."""
     _ensure_loaded()
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[_ALIASES.get(name, name)]
     except KeyError:
         raise KeyError(f"no variant named {name!r}; registered: {sorted(_REGISTRY)}") from None
 

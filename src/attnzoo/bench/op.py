@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from attnzoo.bench.case import Case, Inputs, Workload
 from attnzoo.bench.ours import DENSE_SCORE_LIMIT, DENSE_SDPA
-from attnzoo.bench.suites.registry import BASELINE, _case, _first, _json, benchmark_case, case_tokens
+from attnzoo.bench.suites.registry import BASELINE, COMPILED, _case, _first, _json, benchmark_case, case_tokens
 from attnzoo.masks import dense_mask
 from attnzoo.registry import NotSupportedError, Variant, get_variant
 from attnzoo.testing import OpTestSpec, get_spec
@@ -61,6 +61,11 @@ class OpRequest:
     backward: bool = False
     impls: Sequence[str] | None = None
     device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    """Input dtype; other than float32, each implementation is also timed in float32 in the same run."""
+    compile: bool = False
+    """Also time each implementation under ``torch.compile`` (its first call, in the first-call column, is the
+    compile), beside the eager one."""
 
 
 def parse_opt(text: str) -> tuple[str, Any]:
@@ -265,7 +270,7 @@ def op_cases(request: OpRequest) -> tuple[list[Case], dict[str, Any], dict[str, 
     case, options = build_case(request, variant, spec)
     device = request.device
     try:
-        inputs = spec.make_inputs(case, torch.float32, device, torch.Generator().manual_seed(0))
+        inputs = spec.make_inputs(case, request.dtype, device, torch.Generator().manual_seed(0))
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{variant.name} cannot build inputs for case {case} ({type(error).__name__}: {error})") \
             from None
@@ -275,11 +280,11 @@ def op_cases(request: OpRequest) -> tuple[list[Case], dict[str, Any], dict[str, 
     score_entries = batch * heads * tokens**2
 
     def make_inputs(generator: torch.Generator) -> Inputs:
-        return spec.make_inputs(case, torch.float32, device, generator)
+        return spec.make_inputs(case, request.dtype, device, generator)
 
     def reference(inputs: Inputs) -> torch.Tensor:
-        wide = {name: t.double() for name, t in inputs.items()}
-        return _first(variant.op(**wide, **options, impl=BASELINE)).float()
+        wide = {name: t.double() if t.is_floating_point() else t for name, t in inputs.items()}
+        return _first(variant.op(**wide, **options, impl=BASELINE)).to(request.dtype)
 
     size = "x".join(map(str, grid))
     workload = Workload(
@@ -297,10 +302,28 @@ def op_cases(request: OpRequest) -> tuple[list[Case], dict[str, Any], dict[str, 
         f"B*H*N^2 = {score_entries:.2e} > {REFERENCE_SCORE_LIMIT:.2e}: the dense reference would not fit the "
         "run's time and memory" if c.impl == BASELINE and score_entries > REFERENCE_SCORE_LIMIT else None))
             for c in ours]
+    if request.dtype != torch.float32:  # the same implementations in float32, in the same run, for the ratio
+        def float32_inputs(generator: torch.Generator) -> Inputs:
+            return spec.make_inputs(case, torch.float32, device, generator)
+
+        fp32 = replace(workload, name=f"{workload.name} float32", make_inputs=float32_inputs, reference=None,
+                       reference_skip="the float32 rows are timed for the dtype ratio only")
+        ours += [replace(_case(fp32, variant, impl, options, "full", device), impl=f"{impl.name} (float32)",
+                         baseline=False) for impl in variant.implementations.values()
+                 if impl.name != BASELINE and (request.impls is None or impl.name in request.impls)]
+    if request.compile:
+        ours += [compiled_case(c) for c in ours if c.impl not in COMPILED and c.skip is None]
     cases = baseline_cases(workload, variant, case, options, device) + ours
     if not request.backward:
         cases = [replace(c, backward_skip="not requested (--backward)") for c in cases]
     return cases, case, options
+
+
+def compiled_case(case: Case) -> Case:
+    """``case`` under ``torch.compile`` (fixed shapes): the same forward, compiled on its first call."""
+    forward = torch.compile(case.forward, dynamic=False)
+    return replace(case, impl=f"{case.impl}+compile", forward=forward,
+                   note=f"torch.compile of {case.impl} (first call = compile)")
 
 
 def check_options(variant: Variant, inputs: Inputs, options: Mapping[str, Any]) -> None:

@@ -7,7 +7,7 @@ from attnzoo.models.block import Block
 from attnzoo.models.language_model import CausalLanguageModel
 from attnzoo.models.mixers import SOFTMAX, MixerBuilder, mixer_factory, usable_mixers
 from attnzoo.models.sequence_classifier import SequenceClassifier
-from attnzoo.models.softmax_mixer import CausalSoftmaxAttention, SoftmaxAttention
+from attnzoo.layers.softmax import CausalSoftmaxAttention, SoftmaxAttention
 from attnzoo.models.vision_transformer import VisionTransformer
 
 __all__ = ["SOFTMAX", "Block", "CausalLanguageModel", "CausalSoftmaxAttention", "MixerBuilder",

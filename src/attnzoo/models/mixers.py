@@ -1,4 +1,5 @@
-"""Build a model's token mixer by name: ``"softmax"`` (dense attention) or any registry variant's layer.
+"""Build a model's token mixer by name: ``"softmax"`` (dense attention, the registered ``softmax_attention``
+variant under the name results and the CLI use) or any registry variant's layer.
 
 Every model of :mod:`attnzoo.models` builds its mixers with :func:`mixer_factory`, telling it which input
 layouts it can feed (``(B, N, C)`` sequences, ``(B, H, W, C)`` grids), whether the mixer must be causal, and
@@ -19,11 +20,11 @@ from typing import Any
 
 from torch import nn
 
-from attnzoo.models.softmax_mixer import SoftmaxAttention
 from attnzoo.registry import IMAGE, TOKENS, Layout, get_variant, variants
 
 SOFTMAX = "softmax"
-"""The mixer name of the dense baseline, :class:`SoftmaxAttention` (not a registry variant)."""
+"""The mixer name of the dense baseline: the layer of the registered ``softmax_attention`` variant (an alias of
+it, :class:`attnzoo.layers.SoftmaxAttention`), listed once under this name by :func:`usable_mixers`."""
 
 SEQUENCE_LAYOUT = TOKENS
 """``(B, N, C)``: what sequence models feed their mixers."""
@@ -47,9 +48,9 @@ class MixerSpec:
 def mixer_spec(name: str, causal: bool) -> MixerSpec:
     """The spec of mixer ``name``; ``"softmax"`` is causal exactly when ``causal`` is (its ``is_causal``
     default). Raises ``KeyError`` for an unknown name and ``ValueError`` for a variant without a layer."""
-    if name == SOFTMAX:
-        return MixerSpec(SOFTMAX, SoftmaxAttention, SEQUENCE_LAYOUT, {"is_causal": causal}, True)
     variant = get_variant(name)
+    if name == SOFTMAX:  # the baseline's historical defaults: one head unless told, causal as the model is
+        return MixerSpec(SOFTMAX, variant.layer, variant.layer_layout, {"is_causal": causal}, True)
     if variant.layer is None:
         raise ValueError(f"mixer {name!r} has no layer")
     return MixerSpec(name, variant.layer, variant.layer_layout, dict(variant.layer_defaults), variant.causal,
@@ -99,7 +100,7 @@ def usable_mixers(layouts: Sequence[Layout], causal: bool) -> list[str]:
     """The mixer names a model feeding ``layouts`` (and requiring causality if ``causal``) can build."""
     dense = [SOFTMAX] if SEQUENCE_LAYOUT in layouts else []
     return dense + [v.name for v in variants() if v.layer is not None and v.layer_layout in layouts
-                    and (v.causal or not causal)]
+                    and (v.causal or not causal) and SOFTMAX not in v.aliases]
 
 
 def _causal_option_value(layer: type[nn.Module], defaults: Mapping[str, Any], kwargs: Mapping[str, Any]) -> Any:

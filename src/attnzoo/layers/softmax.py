@@ -1,0 +1,51 @@
+"""The dense baseline token mixer: multi-head full softmax attention (:func:`attnzoo.ops.softmax_attention`,
+arXiv 1706.03762), registered as the layer of the ``softmax_attention`` variant (alias ``"softmax"``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from attnzoo.layers.checks import check_heads, check_layer_input
+from attnzoo.layers.heads import merge_heads, split_heads
+from attnzoo.ops.softmax.functional import softmax_attention
+from attnzoo.validation import check_flag, check_real, check_scale
+
+
+class SoftmaxAttention(nn.Module):
+    """Multi-head softmax self-attention on ``(B, N, C)``: fused qkv projection, softmax attention, output
+    projection.
+
+    ``is_causal=True`` masks the future (position ``t`` attends to positions ``<= t``), as zoology's attention
+    baseline (its ``MHA`` with a causal mask); ``is_causal=False`` is full bidirectional attention, as the ViT
+    ``Attention`` block. ``dropout`` is attention dropout (zoology uses 0.1), applied during training only.
+    ``impl`` picks the op's implementation (``"auto"``: SDPA). Time ``O(N² C)``.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 1, is_causal: bool = True, qkv_bias: bool = True,
+                 dropout: float = 0.0, scale: float | None = None, impl: str = "auto") -> None:
+        super().__init__()
+        self.head_dim = check_heads(dim, num_heads)
+        check_flag("is_causal", is_causal)
+        check_flag("qkv_bias", qkv_bias)
+        self.dim, self.num_heads, self.is_causal = dim, num_heads, is_causal
+        self.dropout = check_real("dropout", dropout, inclusive=True)
+        self.scale, self.impl = check_scale("scale", scale, None), impl
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(B, N, C)`` -> ``(B, N, C)``."""
+        check_layer_input(self, x, rank=3, dim=self.dim, layout=f"(B, N, C={self.dim})")
+        q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
+        out = softmax_attention(q, k, v, self.is_causal, self.scale, self.impl,
+                                dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(merge_heads(out))
+
+
+class CausalSoftmaxAttention(SoftmaxAttention):
+    """:class:`SoftmaxAttention` with ``is_causal=True`` fixed: the causal language model's dense baseline."""
+
+    def __init__(self, dim: int, num_heads: int = 1, qkv_bias: bool = True, dropout: float = 0.0,
+                 scale: float | None = None, impl: str = "auto") -> None:
+        super().__init__(dim, num_heads, is_causal=True, qkv_bias=qkv_bias, dropout=dropout, scale=scale, impl=impl)
