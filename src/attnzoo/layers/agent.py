@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnzoo.layers.checks import check_heads, check_layer_input
+from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.agent.functional import agent_attention
 from attnzoo.validation import check_flag, check_int, per_axis
@@ -67,7 +67,7 @@ class AgentAttention(nn.Module):
 
         agent_bias, query_bias = self.biases()
         q_, k_, v_ = (split_heads(t.flatten(1, 2), self.num_heads) for t in (q, k, v))  # (B, heads, N, d)
-        out = agent_attention(q_, k_, v_, split_heads(agents, self.num_heads), agent_bias, query_bias,
-                              impl=self.impl)
+        out = agent_attention(q_, k_, v_, split_heads(agents, self.num_heads), autocast_like(agent_bias, q_),
+                              autocast_like(query_bias, q_), impl=self.impl)
         out = merge_heads(out).unflatten(1, (height, width))
         return self.proj(out + self.dwc(v.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))

@@ -20,7 +20,8 @@ class BaseConv(nn.Module):
     N(0, 1) with the input added (the ``+ u`` of ``fft_conv``, folded into tap 0), run with ``impl="fft"`` when
     ``impl="auto"`` (float32/64; pass ``impl="direct"`` for half precision). Left out: Zoology's default
     implicit long filter (an MLP over positional features, ``ImplicitLongConvolution``); pass
-    ``implicit_long_conv=False`` there to compare.
+    ``implicit_long_conv=False`` there to compare. Under ``torch.autocast`` the layer computes in the input's
+    dtype: the op takes the weights as tensors, which autocast does not cast (float32 for a float32 input).
     """
 
     def __init__(self, dim: int, l_max: int | None = None, kernel_size: int = 3, use_act: bool = False,

@@ -21,6 +21,18 @@ def check_heads(dim: int, num_heads: int) -> int:
     return dim // num_heads
 
 
+def autocast_like(tensor: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """``tensor`` (a parameter or buffer a layer passes to its op as a tensor: a bias table, decay slopes, a filter,
+    an operator's coefficients) in the dtype of the activation ``x`` when autocast is on for ``x``'s device, so
+    that it follows the precision autocast gave the activations; unchanged otherwise (and ``None`` stays
+    ``None``). Outside autocast a dtype mismatch still reaches the op's check and raises there. The cast is
+    differentiable: gradients reach the float32 parameter in float32.
+    """
+    if tensor is None or tensor.dtype == x.dtype or not torch.is_autocast_enabled(x.device.type):
+        return tensor
+    return tensor.to(x.dtype)
+
+
 def check_layer_input(layer: nn.Module, x: torch.Tensor, *, rank: int, dim: int, layout: str) -> None:
     """Check the input of ``layer.forward``: a floating tensor of ``rank`` dims whose last dim is ``dim``
     (channels last; ``layout`` ends with ``C)``), on the device and in the dtype of the layer's parameters.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnzoo.layers.checks import check_heads, check_layer_input
+from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.halo.functional import halo_attention
 from attnzoo.validation import check_flag, check_int
@@ -51,6 +51,6 @@ class HaloAttention(nn.Module):
         s = self.stride
         q = split_heads(self.q(x[:, ::s, ::s]), self.num_heads)
         k, v = split_heads(self.kv(x), self.num_heads).chunk(2, dim=-1)
-        out = halo_attention(q, k, v, self.block_size, self.halo_size, rel_h=self.rel_h, rel_w=self.rel_w,
+        out = halo_attention(q, k, v, self.block_size, self.halo_size, rel_h=autocast_like(self.rel_h, q), rel_w=autocast_like(self.rel_w, q),
                              mask_padding=self.mask_padding, stride=s, impl=self.impl)
         return merge_heads(out)

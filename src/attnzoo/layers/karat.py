@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from attnzoo.layers.checks import check_heads, check_layer_input
+from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.karat.functional import fourier_karat
 from attnzoo.validation import check_flag, check_int
@@ -55,5 +55,6 @@ class FourierKArAtAttention(nn.Module):
             raise ValueError(f"input has shape {tuple(x.shape)}; expected (B, N, C) with N = seq_len = {self.seq_len}")
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         op = self.operator
-        out = fourier_karat(q, k, v, op.cos_coef, op.sin_coef, op.proj, impl=self.impl)
+        coefficients = (autocast_like(t, q) for t in (op.cos_coef, op.sin_coef, op.proj))
+        out = fourier_karat(q, k, v, *coefficients, impl=self.impl)
         return self.proj(merge_heads(out))

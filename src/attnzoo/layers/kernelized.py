@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnzoo.layers.checks import check_heads, check_layer_input
+from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.kernelized.functional import default_num_features, kernelized_rpe_attention
 from attnzoo.ops.linear.feature_maps import random_projection
@@ -18,7 +18,10 @@ class KernelizedRPEAttention(nn.Module):
     ``qkv`` / ``proj`` linear maps; ``rpe`` ``(heads, 2·max_len - 1)`` logits ``b_t`` (zero init, the paper's safe
     default), of which a length-``N`` input reads the central ``2N - 1``; the random projection ``(head_dim, m)``
     is a fixed buffer drawn from ``seed`` (``m = num_features``, default ``int(d ln d)``), shared by the heads.
-    ``is_causal`` keeps only offsets ``t >= 0``. ``N`` must be at most ``max_len``.
+    ``is_causal`` keeps only offsets ``t >= 0``. ``N`` must be at most ``max_len``. Under ``torch.autocast``
+    the parameters follow the activations' dtype; ``impl="auto"`` then has no float16 implementation (the FFT
+    path is float32/float64, the reference float32/float64/bfloat16), so float16 autocast raises
+    :class:`~attnzoo.NotSupportedError`, and bfloat16 runs the dense O(N²) reference.
     """
 
     def __init__(self, dim: int, num_heads: int, max_len: int = 1024, num_features: int | None = None,
@@ -45,6 +48,6 @@ class KernelizedRPEAttention(nn.Module):
         n = x.shape[1]
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         rpe = self.rpe[:, self.max_len - n: self.max_len + n - 1]
-        out = kernelized_rpe_attention(q, k, v, rpe, projection=self.projection.to(q.dtype), is_causal=self.is_causal,
+        out = kernelized_rpe_attention(q, k, v, autocast_like(rpe, q), projection=self.projection.to(q.dtype), is_causal=self.is_causal,
                                        impl=self.impl)
         return self.proj(merge_heads(out))

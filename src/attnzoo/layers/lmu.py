@@ -24,7 +24,9 @@ class LMUMixer(nn.Module):
     last token, so a sequence can be fed in pieces (streaming). Left out: the spiking neurons (LIF) and their
     BatchNorms of ``SLMU`` / ``SLMUMs``, the block's residual and ConvFFN. With ``batch_norm`` (official) the
     layer is causal in eval mode only: in training, BatchNorm's statistics span all tokens; ``batch_norm=False``
-    makes it causal always. Linear layers use the official ``trunc_normal_(std=0.02)``, zero bias.
+    makes it causal always. Linear layers use the official ``trunc_normal_(std=0.02)``, zero bias. Under
+    ``torch.autocast`` the memory is computed in float32 (``u`` and ``initial_state`` upcast explicitly): the
+    default ``impl="fft"`` declares float32/float64 only, and the linear maps around it follow autocast.
     """
 
     def __init__(self, dim: int, memory_size: int | None = None, theta: float = 128.0, batch_norm: bool = True,
@@ -47,6 +49,9 @@ class LMUMixer(nn.Module):
         check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         check_flag("output_final_state", output_final_state)
         u = F.relu(self.w_u(x))  # (B, N, 1)
+        if torch.is_autocast_enabled(x.device.type):  # the memory in float32 (see the class docstring)
+            u = u.float()
+            initial_state = None if initial_state is None else initial_state.float()
         memory, state = lmu_memory(u, self.memory_size, self.theta, initial_state=initial_state,
                                    output_final_state=True, impl=self.impl)
         h = F.relu(self.w_h(torch.cat([memory.squeeze(2), x], dim=-1)))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from attnzoo.layers.checks import check_heads, check_layer_input
+from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.neighborhood.functional import _neighborhood_attention
 from attnzoo.validation import check_flag, check_scale, per_axis, per_axis_flags
@@ -46,7 +46,7 @@ class NeighborhoodAttention(nn.Module):
         check_layer_input(self, x, rank=self.spatial_dims + 2, dim=self.dim, layout="(B, *grid, C)")
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         out = _neighborhood_attention(self.spatial_dims, q, k, v, self.kernel_size, self.dilation,
-                                      self.is_causal, self.rpb, self.scale, self.impl)
+                                      self.is_causal, autocast_like(self.rpb, q), self.scale, self.impl)
         return self.proj(merge_heads(out))
 
 

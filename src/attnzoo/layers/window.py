@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnzoo.layers.checks import check_heads, check_layer_input
+from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.ops.window.functional import window_attention_2d
 from attnzoo.validation import check_flag, check_scale, per_axis
@@ -53,6 +53,6 @@ class WindowAttention2D(nn.Module):
         pad_h, pad_w = (-height % self.window_size[0]), (-width % self.window_size[1])
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)  # (B, heads, X, Y, d) each
-        out = window_attention_2d(q, k, v, self.window_size, self.shift_size, rpb=self.rpb,
+        out = window_attention_2d(q, k, v, self.window_size, self.shift_size, rpb=autocast_like(self.rpb, q),
                                   scale=self.scale, impl=self.impl)
         return self.proj(merge_heads(out)[:, :height, :width])
