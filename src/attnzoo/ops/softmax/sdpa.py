@@ -7,7 +7,7 @@ key), so SDPA keeps its flash kernels. Grouped KV heads use SDPA's ``enable_gqa`
 A query that sees no key gets an unmasked row (so no NaN reaches the backward), then zeros by multiplication:
 outputs and gradients as the drop-in convention says. SDPA's CPU flash kernel has no double backward: the call
 runs inside an ``autograd.Function`` whose backward is first order (differentiating twice raises
-:class:`attnzoo.NotSupportedError`)."""
+:class:`attnzoo.NotSupportedError`); under ``torch.compile`` SDPA is called directly, which dynamo traces."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def softmax_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
     """``(B, Hq, Nq, D)`` queries against ``(B, Hkv, Nk, D)`` keys through one SDPA call (see the module)."""
     mask, sdpa_causal, sees_any = combined_mask(query, key, is_causal, dropin)
     options = {"dropout_p": dropin.dropout_p, "is_causal": sdpa_causal, "scale": scale, "enable_gqa": dropin.gqa}
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (query, key, value, mask)):
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling() \
+            and any(t is not None and t.requires_grad for t in (query, key, value, mask)):
         out = _SDPA.apply(options, query, key, value, mask)
     else:
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, **options)
