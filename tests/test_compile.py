@@ -36,13 +36,7 @@ INDUCTOR_BUGS: dict[str, str] = {
 }
 """Layers whose inductor compile hits a bug of torch 2.13 on CPU, with why: compared through ``aot_eager``."""
 
-DYNAMO_BUGS: dict[str, str] = {
-    "lmu_memory": "dynamo 2.13's graph, run eagerly, gives -1 everywhere for (-1.0) ** tensor (torch.pow(-1.0, "
-                  "t) is right; inductor's code is right too), and "
-                  "ops/lmu/legendre.py's legendre_continuous builds A and B that way inside the graph (dynamo "
-                  "ignores its lru_cache): a silently wrong memory; fix there (1 - 2 * (q % 2)) or make the "
-                  "Legendre tables compile-time constants",
-}
+DYNAMO_BUGS: dict[str, str] = {}
 """Layers that compile without a graph break but give a wrong result through dynamo's graph run eagerly
 (``backend="eager"``): strict xfails there."""
 

@@ -22,8 +22,14 @@ def legendre_continuous(order: int, theta: float) -> tuple[torch.Tensor, torch.T
     q = torch.arange(order, dtype=torch.float64)
     rate = (2 * q + 1) / theta
     i, j = q[:, None], q[None, :]
-    sign = torch.where(i < j, torch.tensor(-1.0, dtype=torch.float64), (-1.0) ** (i - j + 1))
-    return rate[:, None] * sign, rate * (-1.0) ** q
+    sign = torch.where(i < j, torch.tensor(-1.0, dtype=torch.float64), _alternating(i - j + 1))
+    return rate[:, None] * sign, rate * _alternating(q)
+
+
+def _alternating(k: torch.Tensor) -> torch.Tensor:
+    """``(-1) ** k`` for integer-valued ``k >= 0``, written as ``1 - 2 (k mod 2)``: torch 2.13's dynamo graph run
+    eagerly gets ``(-1.0) ** tensor`` wrong (-1 everywhere), a silently wrong memory under ``torch.compile``."""
+    return 1 - 2 * torch.remainder(k, 2)
 
 
 @lru_cache(maxsize=64)
