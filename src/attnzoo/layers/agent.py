@@ -9,11 +9,12 @@ from torch import nn
 
 from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.agent.functional import agent_attention
 from attnzoo.validation import check_flag, check_int, per_axis
 
 
-class AgentAttention(nn.Module):
+class AgentAttention(ShowsOptions, nn.Module):
     """Agent attention over a fixed-resolution feature map, channels-last ``(B, H, W, C) -> (B, H, W, C)``.
 
     As the official module (Swin form: keys at full resolution, ``sr_ratio = 1``): ``qkv`` and ``proj`` linear

@@ -8,11 +8,12 @@ import torch
 from torch import nn
 
 from attnzoo.layers.checks import check_layer_input
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.base_conv.functional import base_conv
 from attnzoo.validation import check_flag, check_int, check_optional_int
 
 
-class BaseConv(nn.Module):
+class BaseConv(ShowsOptions, nn.Module):
     """``(B, N, C) -> (B, N, C)``: ``y = act(conv(x)) ⊙ act(Linear(x)) + x`` (``zoology/mixers/base_conv.py``).
 
     ``kernel_size >= 1``: Zoology's ``ShortConvolution``, a causal depthwise ``Conv1d`` with bias (PyTorch's

@@ -8,11 +8,12 @@ from torch import nn
 
 from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.halo.functional import halo_attention
 from attnzoo.validation import check_flag, check_int
 
 
-class HaloAttention(nn.Module):
+class HaloAttention(ShowsOptions, nn.Module):
     """Blocked local self-attention with halos on channels-last input ``(B, H, W, C)`` -> ``(B, H/s, W/s, C)``.
 
     As timm's ``HaloAttn`` (``dim_out = dim``, ``qk_ratio = 1``, ``scale_pos_embed=False``, strided-query

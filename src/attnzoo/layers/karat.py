@@ -10,11 +10,12 @@ from torch import nn
 
 from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.karat.functional import fourier_karat
 from attnzoo.validation import check_flag, check_int
 
 
-class FourierKArAtOperator(nn.Module):
+class FourierKArAtOperator(ShowsOptions, nn.Module):
     """The learnable operator ``Φ̂`` + ``W`` of every head: ``cos_coef``, ``sin_coef`` ``(H, r, N, G)``, N(0, 1)
     as in the paper, and ``proj`` ``(H, N, r)``, U(-1/√r, 1/√r) (``nn.Linear``'s default for r inputs; the paper
     does not state it). Pass one instance to several layers for the paper's "universal" mode (shared across
@@ -31,7 +32,7 @@ class FourierKArAtOperator(nn.Module):
         self.proj = nn.Parameter(torch.empty(num_heads, seq_len, rank).uniform_(-bound, bound))
 
 
-class FourierKArAtAttention(nn.Module):
+class FourierKArAtAttention(ShowsOptions, nn.Module):
     """Fourier-KArAt self-attention on ``(B, N, C) -> (B, N, C)``; N must equal ``seq_len`` (the operator's size).
 
     qkv projection, ``num_heads`` heads of ``C / num_heads``, :func:`fourier_karat` in place of softmax, output

@@ -7,12 +7,16 @@ from torch import nn
 
 from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
-from attnzoo.ops.kernelized.functional import default_num_features, kernelized_rpe_attention
+from attnzoo.layers.options import ShowsOptions
+from attnzoo.ops.kernelized.functional import (
+    default_num_features,
+    kernelized_rpe_attention,
+)
 from attnzoo.ops.linear.feature_maps import random_projection
 from attnzoo.validation import check_flag, check_int, check_optional_int
 
 
-class KernelizedRPEAttention(nn.Module):
+class KernelizedRPEAttention(ShowsOptions, nn.Module):
     """Multi-head kernelized attention with a learnable RPE per head and offset: ``(B, N, C) -> (B, N, C)``.
 
     ``qkv`` / ``proj`` linear maps; ``rpe`` ``(heads, 2·max_len - 1)`` logits ``b_t`` (zero init, the paper's safe

@@ -9,13 +9,14 @@ from torch import nn
 
 from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
-from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, random_projection
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.lightning.functional import lightning_attention, tnl_slopes
 from attnzoo.ops.linear.feature_linear import linear_attention
+from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, random_projection
 from attnzoo.validation import check_flag, check_int, check_optional_int
 
 
-class LightningAttention(nn.Module):
+class LightningAttention(ShowsOptions, nn.Module):
     """TransNormerLLM attention block (official ``examples/module/tnl_attn.py``), causal.
 
     ``q, k, v = SiLU(x W_q), SiLU(x W_k), SiLU(x W_v)`` (no bias); per-head lightning attention with the
@@ -44,7 +45,7 @@ class LightningAttention(nn.Module):
         return self.o_proj(out)
 
 
-class LinearAttention(nn.Module):
+class LinearAttention(ShowsOptions, nn.Module):
     """Feature-map linear attention mixer: ``qkv`` projection, heads, :func:`linear_attention`, output projection.
 
     ``feature_map`` as in :data:`FEATURE_MAPS`; ``"softmax_kernel"`` draws ``num_features`` (default head dim)

@@ -7,11 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnzoo.layers.checks import check_layer_input
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.lmu.functional import lmu_memory
 from attnzoo.validation import check_flag, check_int, check_optional_int, check_real
 
 
-class LMUMixer(nn.Module):
+class LMUMixer(ShowsOptions, nn.Module):
     """The non-spiking ``LMU`` block of LMUFormer (``src/blocks/lmu.py`` with ``LMUFFTCell``) on ``(B, N, C)``::
 
         u_t = ReLU(W_u x_t)  (C -> 1),   m_t = Ā m_(t-1) + B̄ u_t  (memory_size),

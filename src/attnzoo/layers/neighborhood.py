@@ -9,11 +9,12 @@ from torch import nn
 
 from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.neighborhood.functional import _neighborhood_attention
 from attnzoo.validation import check_flag, check_scale, per_axis, per_axis_flags
 
 
-class NeighborhoodAttention(nn.Module):
+class NeighborhoodAttention(ShowsOptions, nn.Module):
     """n-D neighborhood attention mixer on channels-last input ``(B, *grid, C)``.
 
     ``C = dim`` is split into ``num_heads`` heads; ``kernel_size``, ``dilation`` and ``is_causal`` are per axis

@@ -11,6 +11,7 @@ from torch import nn
 
 from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.sliding_window.functional import (
     check_window,
     shifted_sparse_attention,
@@ -20,7 +21,7 @@ from attnzoo.ops.sliding_window.functional import (
 from attnzoo.validation import check_flag, check_scale, per_axis
 
 
-class SequenceAttention(nn.Module):
+class SequenceAttention(ShowsOptions, nn.Module):
     """Multi-head attention on ``(B, N, C)`` whose head mixing is :meth:`attend` (one op of this family)."""
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, scale: float | None = None,

@@ -6,11 +6,12 @@ import torch
 from torch import nn
 
 from attnzoo.layers.checks import check_heads, check_layer_input
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.soft.functional import soft_attention
 from attnzoo.validation import check_int
 
 
-class SoftAttention(nn.Module):
+class SoftAttention(ShowsOptions, nn.Module):
     """Softmax-free attention on channels-last images ``(B, H, W, C) -> (B, H, W, C)``.
 
     As the official module: ``W_q`` and ``W_v`` only (keys = queries), heads of ``d = C / num_heads``; landmarks

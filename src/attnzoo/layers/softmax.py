@@ -8,11 +8,12 @@ from torch import nn
 
 from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.softmax.functional import softmax_attention
 from attnzoo.validation import check_flag, check_real, check_scale
 
 
-class SoftmaxAttention(nn.Module):
+class SoftmaxAttention(ShowsOptions, nn.Module):
     """Multi-head softmax self-attention on ``(B, N, C)``: fused qkv projection, softmax attention, output
     projection.
 

@@ -10,11 +10,12 @@ from torch import nn
 
 from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
+from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.window.functional import window_attention_2d
 from attnzoo.validation import check_flag, check_scale, per_axis
 
 
-class WindowAttention2D(nn.Module):
+class WindowAttention2D(ShowsOptions, nn.Module):
     """(Shifted) window self-attention on channels-last input ``(B, H, W, C)`` -> ``(B, H, W, C)``.
 
     As Swin (and DaViT / LaMamba-Diff): ``qkv = Linear(C, 3C)``, ``num_heads`` heads, attention inside
