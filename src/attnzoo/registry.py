@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -386,6 +387,29 @@ def create(name: str, **kwargs: Any) -> torch.nn.Module:
     return variant.layer(**{**variant.layer_defaults, **kwargs})
 
 
+HALF_PRECISION = frozenset({torch.float16, torch.bfloat16})
+SLOW_HALF_CPU_CAPABILITIES = frozenset({"DEFAULT", "AVX2"})
+"""torch CPU kernel levels (``torch.backends.cpu.get_cpu_capability()``) on which bf16/fp16 matrix multiplies
+fall back to slow paths. Measured with ``attnzoo bench --op neighborhood_attention_2d --batch 1 --heads 4 --grid
+64 64 --head-dim 32 --opt kernel_size=7 --opt rpb=False --impl tiled --backward --dtype bfloat16`` (each row
+against float32 in the same run; ``benchmarks/results/dtype/``): 28x slower forward and 15x slower forward +
+backward under AVX2 (``ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2`` on an AMD EPYC), 0.45x / 1.06x with
+AVX-512 on the same host."""
+_WARNED_HALF: set[tuple[str, torch.dtype]] = set()
+
+
+def slow_half_precision(facts: CallFacts) -> str | None:
+    """Why this call's dtype runs much slower than float32 here (half precision on a CPU without AVX-512), or
+    ``None``. ``auto`` does not upcast behind the caller's back: it says so, once per variant and dtype, as a
+    warning (and :func:`explain` says so every time)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if facts.device != "cpu" or facts.dtype not in HALF_PRECISION or capability not in SLOW_HALF_CPU_CAPABILITIES:
+        return None
+    return (f"{facts.dtype} on this CPU (torch kernels at {capability}, no AVX-512) runs matrix multiplies far "
+            "slower than float32 (measured 15-28x for 2-D neighborhood attention): cast the inputs to float32 "
+            "for speed")
+
+
 def select_implementation(variant_name: str, impl: str, facts: CallFacts) -> Implementation:
     """The implementation to run: ``impl`` itself if it can run the call, or with ``"auto"`` the first that can.
 
@@ -404,6 +428,7 @@ def select_implementation(variant_name: str, impl: str, facts: CallFacts) -> Imp
                 reasons[c.name] = [passed_over]
     for candidate in candidates:
         if not reasons[candidate.name]:
+            _warn_slow_half(variant_name, facts)
             return candidate
     lines = "\n".join(f"  {name}: " + "; ".join(why) for name, why in reasons.items())
     raise NotSupportedError(f"{variant_name}: no implementation can run this call "
@@ -426,4 +451,18 @@ def explain(variant_name: str, facts: CallFacts) -> str:
             lines.append(f"  {candidate.name}: CHOSEN (first in priority order that can run it)")
         else:
             lines.append(f"  {candidate.name}: can run, lower priority than {chosen}")
+    slow = slow_half_precision(facts)
+    if slow:
+        lines.append(f"  note: {slow}")
     return f"{variant_name} for {facts}:\n" + "\n".join(lines)
+
+
+def _warn_slow_half(variant_name: str, facts: CallFacts) -> None:
+    """The :func:`slow_half_precision` warning, once per variant and dtype (never while compiling: no side
+    effect on a traced path)."""
+    if torch.compiler.is_compiling() or (variant_name, facts.dtype) in _WARNED_HALF:
+        return
+    slow = slow_half_precision(facts)
+    if slow:
+        _WARNED_HALF.add((variant_name, facts.dtype))
+        warnings.warn(f"{variant_name}: {slow}", stacklevel=4)
