@@ -357,9 +357,10 @@ def get_variant(name: str) -> Variant:
         raise KeyError(f"no variant named {name!r}; registered: {sorted(_REGISTRY)}") from None
 
 
-def create(name: str, **kwargs: Any) -> torch.nn.Module:
+def create(name: str, *, channels_first: bool = False, **kwargs: Any) -> torch.nn.Module:
     """Build the layer of variant ``name``: its constructor with the registry's ``layer_defaults``, which
-    ``kwargs`` override. ``attnzoo.describe(name)`` (``attnzoo list NAME``) lists every argument with its
+    ``kwargs`` override. ``channels_first=True`` wraps a spatial layer (``(B, H, W, C)``) so that it takes and
+    returns ``(B, C, H, W)`` (:class:`attnzoo.layers.channels.ChannelsFirst`). ``attnzoo.describe(name)`` (``attnzoo list NAME``) lists every argument with its
     effective default; an unknown keyword raises ``TypeError`` listing the accepted ones, an unknown name
     ``KeyError`` listing the registered variants.
 
@@ -384,7 +385,17 @@ def create(name: str, **kwargs: Any) -> torch.nn.Module:
             raise TypeError(f"create({name!r}): unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
                             f"{', '.join(map(repr, unknown))}; {variant.layer.__qualname__} accepts "
                             f"{', '.join(accepted)} (defaults: attnzoo.describe({name!r}))")
-    return variant.layer(**{**variant.layer_defaults, **kwargs})
+    layer = variant.layer(**{**variant.layer_defaults, **kwargs})
+    if not isinstance(channels_first, bool):
+        raise TypeError(f"channels_first={channels_first!r}: expected a bool")
+    if not channels_first:
+        return layer
+    if variant.layer_layout is None or variant.layer_layout.token_axes < 2:
+        raise ValueError(f"create({name!r}, channels_first=True): its layer takes {variant.layer_layout}, not a "
+                         "spatial grid; channels_first is for (B, H, W, C) / (B, X, Y, Z, C) layers")
+    from attnzoo.layers.channels import ChannelsFirst
+
+    return ChannelsFirst(layer)
 
 
 HALF_PRECISION = frozenset({torch.float16, torch.bfloat16})
