@@ -125,3 +125,22 @@ def test_the_tiled_kernel_refuses_what_it_does_not_declare() -> None:
     # auto passes the tiled kernel over for a call with padding and runs the reference
     out = sliding_window_attention(q, q, q, 5, key_padding_mask=torch.zeros(1, 12, dtype=torch.bool))
     torch.testing.assert_close(out, swa(q, q, q), atol=1e-12, rtol=0)
+
+
+def test_sliding_window_layer_takes_key_padding_and_packed_sequences() -> None:
+    """The layer passes key_padding_mask / cu_seqlens to its op: packed sequences equal separate calls, and a
+    padded key changes only what the queries that see it compute; layers whose op has no masks refuse them."""
+    import attnzoo
+
+    layer = attnzoo.create("sliding_window_attention", dim=16, num_heads=2, window=4).double()
+    x = torch.randn(1, 12, 16, dtype=torch.float64)
+    packed = layer(x, cu_seqlens=torch.tensor([0, 5, 12]))
+    torch.testing.assert_close(packed, torch.cat([layer(x[:, :5]), layer(x[:, 5:])], dim=1), atol=1e-12, rtol=0)
+    padding = torch.zeros(1, 12, dtype=torch.bool)
+    padding[0, 10] = True
+    padded = layer(x, key_padding_mask=padding)
+    torch.testing.assert_close(padded[:, :10], layer(x)[:, :10], atol=1e-12, rtol=0)
+    assert not torch.allclose(padded[:, 10:], layer(x)[:, 10:])
+    with pytest.raises(ValueError, match="ShiftedSparseAttention takes no key_padding_mask"):
+        attnzoo.create("shifted_sparse_attention", dim=16, num_heads=2, group_size=4)(
+            torch.randn(1, 12, 16), key_padding_mask=padding)

@@ -33,13 +33,25 @@ class SequenceAttention(ShowsOptions, nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    takes_masks = False
+    """Whether :meth:`attend` takes ``key_padding_mask`` and ``cu_seqlens`` (its op's drop-in options)."""
+
+    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, **masks: torch.Tensor
+               ) -> torch.Tensor:
         """``(B, heads, N, head_dim)`` -> ``(B, heads, N, head_dim)``."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding) and packed
+        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`, for layers whose op takes them."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
-        out = self.attend(*split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1))
+        masks = {name: m for name, m in (("key_padding_mask", key_padding_mask), ("cu_seqlens", cu_seqlens))
+                 if m is not None}
+        if masks and not self.takes_masks:
+            raise ValueError(f"{type(self).__name__} takes no {', '.join(masks)}: its op has no drop-in options "
+                             "(sliding_window_attention has)")
+        out = self.attend(*split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1), **masks)
         return self.proj(merge_heads(out))
 
 
@@ -53,9 +65,12 @@ class SlidingWindowAttention(SequenceAttention):
         self.window, self.is_causal = check_window(window, is_causal), is_causal
         (self.num_sink_tokens,) = per_axis(num_sink_tokens, 1, "num_sink_tokens", minimum=0)
 
-    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    takes_masks = True
+
+    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, **masks: torch.Tensor
+               ) -> torch.Tensor:
         return sliding_window_attention(query, key, value, self.window, self.is_causal, self.num_sink_tokens,
-                                        self.scale, self.impl)
+                                        self.scale, self.impl, **masks)
 
 
 class ShiftedSparseAttention(SequenceAttention):
