@@ -29,11 +29,18 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from registry_cases import case_id, forward_backward, make_inputs, outputs, run, run_all
 
 import attnzoo
 from attnzoo.registry import FEATURES, FLOAT_DTYPES, CallFacts, NotSupportedError
-from attnzoo.testing import FEATURE_KEYS, OpTestSpec, case_features, specs, without_features
-from registry_cases import case_id, forward_backward, make_inputs, outputs, run, run_all
+from attnzoo.testing import (
+    FEATURE_KEYS,
+    OpTestSpec,
+    batch_slice,
+    case_features,
+    specs,
+    without_features,
+)
 
 SPECS = specs()
 SPEC_IDS = [s.variant for s in SPECS]
@@ -195,8 +202,7 @@ def test_random_sweep_against_reference(spec, impl, rnd: random.Random) -> None:
     assert out.shape[0] == inputs[spec.batched_inputs[0]].shape[0]
     assert all(torch.isfinite(o).all() for o in outs)
     sample = rnd.randrange(out.shape[0])
-    batched = (*spec.batched_inputs, *spec.batched_states)
-    alone = {n: t[sample:sample + 1] if n in batched else t for n, t in inputs.items()}
+    alone = batch_slice(spec, inputs, slice(sample, sample + 1))
     with torch.no_grad():
         torch.testing.assert_close(run(spec, case, alone, impl), out[sample:sample + 1].detach(), atol=1e-12, rtol=0)
 
@@ -330,7 +336,6 @@ def test_non_contiguous_inputs_give_the_same_result(spec, impl) -> None:
 @pytest.mark.parametrize(("spec", "impl"), per_implementation(reference=True))
 def test_empty_batch_gives_an_empty_result(spec, impl) -> None:
     case = spec.cases[0]
-    batched = (*spec.batched_inputs, *spec.batched_states)
-    inputs = {n: t[:0] if n in batched else t for n, t in make_inputs(spec, case).items()}
+    inputs = batch_slice(spec, make_inputs(spec, case), slice(0, 0))
     out = run(spec, case, inputs, impl)
     assert out.shape[0] == 0 and out.shape[1:] == run(spec, case, make_inputs(spec, case), impl).shape[1:]

@@ -135,6 +135,16 @@ def case_features(case: Case) -> frozenset[str]:
     return frozenset(feature for key, feature in FEATURE_KEYS.items() if case.get(key))
 
 
+def batch_slice(spec: OpTestSpec, inputs: Inputs, rows: slice) -> Inputs:
+    """``inputs`` restricted to batch entries ``rows``: the spec's batched inputs and states, and the drop-in
+    masks that have a batch dim (``key_padding_mask``; a 4-D ``attn_mask``)."""
+    def batched(name: str, t: torch.Tensor) -> bool:
+        return name in (*spec.batched_inputs, *spec.batched_states, "key_padding_mask") or (
+            name == "attn_mask" and t.dim() == 4)
+
+    return {name: t[rows] if batched(name, t) else t for name, t in inputs.items()}
+
+
 def without_features(case: Case, features: frozenset[str]) -> dict[str, Any]:
     """``case`` with the drop-in features outside ``features`` switched off (a random case for an implementation
     that declares only those)."""
@@ -201,6 +211,17 @@ def case_future_mask(default_causal: bool) -> Callable[[Case], torch.Tensor | No
 
 
 # ---- shared error inputs ---------------------------------------------------------------------------------------
+
+def same_token_future(default_causal: bool) -> Callable[[Case], torch.Tensor | None]:
+    """:func:`case_future_mask` for cases whose queries and keys are the same tokens; ``None`` (nothing the
+    shared causality test can read) for cases with longer keys or packed sequences."""
+    future = case_future_mask(default_causal)
+
+    def future_mask(case: Case) -> torch.Tensor | None:
+        return None if case_features(case) & {"cross", "varlen"} else future(case)
+
+    return future_mask
+
 
 def option_match(name: str, value: object, expected: str = "") -> str:
     """The regex of a rejected option's message, as :mod:`attnzoo.validation` writes it:

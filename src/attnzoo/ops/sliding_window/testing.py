@@ -6,10 +6,20 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
-from attnzoo.testing import Case, ErrorInput, OpTestSpec, bad_layer_option, case_features, case_future_mask, \
-    dropin_options, flag_error_inputs, int_error_inputs, qkv_inputs, register_spec, scale_error_inputs
+from attnzoo.testing import (
+    Case,
+    ErrorInput,
+    OpTestSpec,
+    bad_layer_option,
+    case_future_mask,
+    dropin_options,
+    flag_error_inputs,
+    int_error_inputs,
+    qkv_inputs,
+    register_spec,
+    same_token_future,
+    scale_error_inputs,
+)
 
 
 def _divisor(rnd: random.Random, length: int) -> int:
@@ -36,12 +46,6 @@ def _random_sliding(rnd: random.Random) -> dict[str, Any]:
 def _sliding_options(case: Case) -> dict[str, Any]:
     return {"window": case["window"], "is_causal": case.get("is_causal", True),
             "num_sink_tokens": case.get("num_sink_tokens", 0), **dropin_options(case)}
-
-
-def _sliding_future(case: Case) -> torch.Tensor | None:
-    """The causal future of a case whose queries and keys are the same tokens (not for longer keys or packed
-    sequences, whose futures the shared test cannot read)."""
-    return None if case_features(case) & {"cross", "varlen"} else case_future_mask(True)(case)
 
 
 def _random_grouped(sinks: bool) -> Callable[[random.Random], dict[str, Any]]:
@@ -81,7 +85,7 @@ register_spec(OpTestSpec(
     make_inputs=qkv_inputs,
     options=_sliding_options,
     random_case=_random_sliding,
-    future_mask=_sliding_future,
+    future_mask=same_token_future(True),
     layer_input_shape=(2, 64, 32),
     error_inputs=[
         ErrorInput("zero window", ValueError, "window", options={"window": 0}),

@@ -5,37 +5,37 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import torch
-
-from attnzoo.testing import Case, ErrorInput, OpTestSpec, bad_layer_option, case_features, case_future_mask, \
-    dropin_options, flag_error_inputs, qkv_inputs, register_spec, scale_error_inputs
+from attnzoo.testing import (
+    Case,
+    OpTestSpec,
+    bad_layer_option,
+    dropin_options,
+    flag_error_inputs,
+    qkv_inputs,
+    register_spec,
+    same_token_future,
+    scale_error_inputs,
+)
 
 
 def _random_softmax(rnd: random.Random) -> dict[str, Any]:
     """A random shape, causal or not, and each drop-in feature with probability 0.25 (grouped KV heads, longer
-    keys, key padding, a boolean or additive mask, weights). Batched masks (key padding, ``(B, ...)`` masks)
-    only with batch 1: the contract's batch-independence check slices query, key and value but not the masks."""
+    keys, key padding, a boolean or additive mask of any allowed shape, weights)."""
     length = rnd.randint(1, 24)
     kv_heads = rnd.choice([1, 2])
     batch = rnd.randint(1, 3)
     case = {"batch": batch, "heads": kv_heads * rnd.randint(1, 3), "grid": (length,),
             "head_dim": rnd.randint(1, 9), "is_causal": rnd.random() < 0.5,
             "kv_length": length + rnd.randint(1, 10) if rnd.random() < 0.25 else 0,
-            "kv_heads": kv_heads if rnd.random() < 0.25 else 0, "key_padding": batch == 1 and rnd.random() < 0.25,
+            "kv_heads": kv_heads if rnd.random() < 0.25 else 0, "key_padding": rnd.random() < 0.25,
             "return_weights": rnd.random() < 0.25}
     if rnd.random() < 0.25:
-        case.update(attn_mask=rnd.choice(["bool", "float"]), attn_mask_shape=rnd.choice(["full", "batch", "plain"] if batch == 1 else ["plain"]))
+        case.update(attn_mask=rnd.choice(["bool", "float"]), attn_mask_shape=rnd.choice(["full", "batch", "plain"]))
     return case
 
 
 def _options(case: Case) -> dict[str, Any]:
     return {"is_causal": case.get("is_causal", False), **dropin_options(case)}
-
-
-def _future(case: Case) -> torch.Tensor | None:
-    """The causal future of a case whose queries and keys are the same tokens (not for longer keys or packed
-    sequences, whose futures the shared test cannot read)."""
-    return None if case_features(case) & {"cross", "varlen"} else case_future_mask(False)(case)
 
 
 CASES = [
@@ -77,7 +77,7 @@ register_spec(OpTestSpec(
     make_inputs=qkv_inputs,
     options=_options,
     random_case=_random_softmax,
-    future_mask=_future,
+    future_mask=same_token_future(False),
     layer_input_shape=(2, 64, 32),
     error_inputs=[*scale_error_inputs(), *flag_error_inputs("is_causal")],
     layer_error_inputs=[bad_layer_option("qkv_bias", "no", expected=" a bool"),
