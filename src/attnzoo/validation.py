@@ -139,14 +139,9 @@ def first_order_only(implementation: str) -> Callable[[Callable[..., Any]], Call
     return decorate
 
 
-def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, spatial_dims: int,
-              layout: str) -> None:
-    """Check the (B, H, *spatial, D) inputs of an op: tensors, rank, equal shapes, float dtype, one device.
-
-    ``value`` may have its own head dim; everything else must match ``query`` exactly (nothing broadcasts).
-    """
-    rank = 3 + spatial_dims
-    for name, t in (("query", query), ("key", key), ("value", value)):
+def check_float_tensors(tensors: dict[str, torch.Tensor], rank: int, layout: str) -> None:
+    """Each of ``tensors`` (name -> value) is a floating ``torch.Tensor`` of ``rank`` dims (``layout``)."""
+    for name, t in tensors.items():
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() != rank:
@@ -154,18 +149,32 @@ def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, sp
         if t.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name}.dtype={t.dtype}; expected a floating dtype "
                             f"({', '.join(sorted(str(d) for d in FLOAT_DTYPES))})")
-    if key.shape != query.shape:
-        raise ValueError(f"key has shape {tuple(key.shape)}; expected the query's shape {tuple(query.shape)} "
-                         f"{layout}")
-    if value.shape[:-1] != query.shape[:-1]:
-        raise ValueError(f"value has shape {tuple(value.shape)}; expected {tuple(query.shape[:-1])} in all "
-                         f"but the last (head) dim {layout}")
+
+
+def check_one_dtype_and_device(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
+    """``query``, ``key`` and ``value`` share one dtype and one device."""
     if not (query.dtype == key.dtype == value.dtype):
         raise TypeError(f"query, key, value dtypes differ: {query.dtype}, {key.dtype}, {value.dtype}; "
                         "expected one dtype")
     if not (query.device == key.device == value.device):
         raise ValueError(f"query, key, value devices differ: {query.device}, {key.device}, {value.device}; "
                          "expected one device")
+
+
+def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, spatial_dims: int,
+              layout: str) -> None:
+    """Check the (B, H, *spatial, D) inputs of an op: tensors, rank, equal shapes, float dtype, one device.
+
+    ``value`` may have its own head dim; everything else must match ``query`` exactly (nothing broadcasts).
+    """
+    check_float_tensors({"query": query, "key": key, "value": value}, 3 + spatial_dims, layout)
+    if key.shape != query.shape:
+        raise ValueError(f"key has shape {tuple(key.shape)}; expected the query's shape {tuple(query.shape)} "
+                         f"{layout}")
+    if value.shape[:-1] != query.shape[:-1]:
+        raise ValueError(f"value has shape {tuple(value.shape)}; expected {tuple(query.shape[:-1])} in all "
+                         f"but the last (head) dim {layout}")
+    check_one_dtype_and_device(query, key, value)
     if query.shape[-1] == 0 or value.shape[-1] == 0:
         raise ValueError(f"head dim is 0 (query {tuple(query.shape)}, value {tuple(value.shape)}); expected >= 1")
     spatial = tuple(query.shape[2:-1])

@@ -31,8 +31,12 @@ import torch.nn.functional as F
 
 from attnzoo.masks import MaskMod
 from attnzoo.ops.dense import attend_values, check_dense_size
-from attnzoo.registry import FLOAT_DTYPES
-from attnzoo.validation import check_flag, check_real
+from attnzoo.validation import (
+    check_flag,
+    check_float_tensors,
+    check_one_dtype_and_device,
+    check_real,
+)
 
 
 @dataclass(frozen=True)
@@ -57,21 +61,10 @@ class DropIn:
         return frozenset(name for name, on in used.items() if on)
 
 
-def _check_tensor(name: str, t: object, rank: int, layout: str) -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != rank:
-        raise ValueError(f"{name} has shape {tuple(t.shape)} ({t.dim()}-D); expected {rank}-D {layout}")
-    if t.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name}.dtype={t.dtype}; expected a floating dtype")
-    return t
-
-
 def check_sequence_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, enable_gqa: bool,
                           layout: str = "(B, H, N, D)") -> tuple[bool, bool]:
     """Check ``(B, Hq, Nq, D)`` / ``(B, Hkv, Nk, D)`` / ``(B, Hkv, Nk, Dv)``; returns ``(cross, gqa)``."""
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        _check_tensor(name, t, 4, layout)
+    check_float_tensors({"query": query, "key": key, "value": value}, 4, layout)
     check_flag("enable_gqa", enable_gqa)
     (b, hq, nq, d), (bk, hkv, nk, dk) = query.shape, key.shape
     if (bk, dk) != (b, d):
@@ -86,12 +79,7 @@ def check_sequence_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.T
     if hkv != hq and not (enable_gqa and hkv >= 1 and hq % hkv == 0):
         raise ValueError(f"key has {hkv} heads and query {hq}; expected equal head counts, or enable_gqa=True with "
                          f"the query's heads a multiple of the key's (grouped KV heads)")
-    if not (query.dtype == key.dtype == value.dtype):
-        raise TypeError(f"query, key, value dtypes differ: {query.dtype}, {key.dtype}, {value.dtype}; "
-                        "expected one dtype")
-    if not (query.device == key.device == value.device):
-        raise ValueError(f"query, key, value devices differ: {query.device}, {key.device}, {value.device}; "
-                         "expected one device")
+    check_one_dtype_and_device(query, key, value)
     if d == 0 or value.shape[-1] == 0 or nq == 0:
         raise ValueError(f"query {tuple(query.shape)}, value {tuple(value.shape)}: expected at least one token and "
                          "head dims >= 1")
