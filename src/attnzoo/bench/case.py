@@ -10,7 +10,7 @@ baseline's. A case that cannot run carries the reason in ``skip`` (the whole cas
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
@@ -85,11 +85,13 @@ class Spec(Protocol):
     def cases(self) -> list[Case]: ...
 
 
-def select_cases(subsets: Mapping[str, Sequence[Spec]], subset: str,
-                 impls: Collection[str] | None) -> list[Case]:
-    """The cases of ``subsets[subset]``; ``impls`` keeps only those implementations (the baseline is always
-    kept: every ratio needs it)."""
+def select_cases(subsets: Mapping[str, Sequence[Spec]], subset: str, impls: Collection[str] | None,
+                 device: str | None = None) -> list[Case]:
+    """The cases of ``subsets[subset]`` (each spec moved to ``device`` when given; specs are dataclasses with a
+    ``device`` field); ``impls`` keeps only those implementations (the baseline is always kept: every ratio
+    needs it)."""
     if subset not in subsets:
         raise ValueError(f"subset={subset!r}; expected one of {sorted(subsets)}")
-    cases = [case for spec in subsets[subset] for case in spec.cases()]
+    specs = [spec if device is None else replace(spec, device=device) for spec in subsets[subset]]
+    cases = [case for spec in specs for case in spec.cases()]
     return [case for case in cases if impls is None or case.baseline or case.impl in impls]

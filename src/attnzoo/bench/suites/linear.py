@@ -175,7 +175,4 @@ SUBSETS: dict[str, tuple[Spec, ...]] = {
 def linear_cases(subset: str = "full", impls: Collection[str] | None = None, device: str = DEVICE) -> list[Case]:
     """The cases of ``subset`` (``"full"``, ``"compare"`` or ``"quick"``) on ``device``; ``impls`` keeps only
     those implementations (and the SDPA baseline)."""
-    if subset not in SUBSETS:
-        return select_cases(SUBSETS, subset, impls)  # raises naming the subsets
-    on_device = {subset: tuple(replace(spec, device=device) for spec in SUBSETS[subset])}
-    return select_cases(on_device, subset, impls)
+    return select_cases(SUBSETS, subset, impls, device)

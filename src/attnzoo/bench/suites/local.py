@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -170,7 +170,4 @@ SUBSETS: dict[str, tuple[Spec, ...]] = {
 def local_cases(subset: str = "full", impls: Collection[str] | None = None, device: str = DEVICE) -> list[Case]:
     """The cases of ``subset`` (``"full"``, ``"compare"`` or ``"quick"``) on ``device``; ``impls`` keeps only
     those implementations (and the dense baseline)."""
-    if subset not in SUBSETS:
-        return select_cases(SUBSETS, subset, impls)  # raises naming the subsets
-    on_device = {subset: tuple(replace(spec, device=device) for spec in SUBSETS[subset])}
-    return select_cases(on_device, subset, impls)
+    return select_cases(SUBSETS, subset, impls, device)
