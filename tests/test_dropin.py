@@ -127,12 +127,14 @@ def test_the_tiled_kernel_refuses_what_it_does_not_declare() -> None:
     torch.testing.assert_close(out, swa(q, q, q), atol=1e-12, rtol=0)
 
 
-def test_sliding_window_layer_takes_key_padding_and_packed_sequences() -> None:
+@pytest.mark.parametrize("variant", ["sliding_window_attention", "softmax_attention"])
+def test_sequence_layers_take_key_padding_and_packed_sequences(variant: str) -> None:
     """The layer passes key_padding_mask / cu_seqlens to its op: packed sequences equal separate calls, and a
     padded key changes only what the queries that see it compute; layers whose op has no masks refuse them."""
     import attnzoo
 
-    layer = attnzoo.create("sliding_window_attention", dim=16, num_heads=2, window=4).double()
+    options = {"window": 4} if variant == "sliding_window_attention" else {"is_causal": True}
+    layer = attnzoo.create(variant, dim=16, num_heads=2, **options).double()
     x = torch.randn(1, 12, 16, dtype=torch.float64)
     packed = layer(x, cu_seqlens=torch.tensor([0, 5, 12]))
     torch.testing.assert_close(packed, torch.cat([layer(x[:, :5]), layer(x[:, 5:])], dim=1), atol=1e-12, rtol=0)

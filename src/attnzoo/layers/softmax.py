@@ -35,12 +35,15 @@ class SoftmaxAttention(ShowsOptions, nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``(B, N, C)`` -> ``(B, N, C)``."""
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding) and packed
+        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout=f"(B, N, C={self.dim})")
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         out = softmax_attention(q, k, v, self.is_causal, self.scale, self.impl,
-                                dropout_p=self.dropout if self.training else 0.0)
+                                dropout_p=self.dropout if self.training else 0.0,
+                                key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
         return self.proj(merge_heads(out))
 
 
