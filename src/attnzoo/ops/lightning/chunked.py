@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from attnzoo.ops.lightning.decay import decay_weights
+from attnzoo.ops.lightning.sequences import packed_as_batch
 
 
 def decayed_block_prefix(x: torch.Tensor, decay: torch.Tensor | None, step: int) -> torch.Tensor:
@@ -39,8 +40,11 @@ def decayed_block_prefix(x: torch.Tensor, decay: torch.Tensor | None, step: int)
 
 def decayed_chunked(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, decay: torch.Tensor | None,
                     initial_state: torch.Tensor | None, block_size: int,
-                    output_final_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Lightning tiling: intra-block masked attention plus inter-block carried state, all blocks at once.
+                    output_final_state: bool, cu_seqlens: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Lightning tiling: intra-block masked attention plus inter-block carried state, all blocks at once
+    (packed ``cu_seqlens``, no states: the sequences as a zero-padded batch,
+    :func:`~attnzoo.ops.lightning.sequences.packed_as_batch`).
 
     With blocks of ``B`` tokens, local positions ``a`` (query) and ``b`` (key), and ``F_c`` the state after
     block ``c`` (``F_{-1}`` the initial state)::
@@ -53,6 +57,8 @@ def decayed_chunked(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     ``λ^a``; the two are equal). A last, partial block is zero-padded; its padded rows are dropped and the final
     state is taken at the last real token.
     """
+    if cu_seqlens is not None:
+        return packed_as_batch(decayed_chunked, query, key, value, decay, cu_seqlens, block_size), None
     b, h, n, d = query.shape
     e = value.shape[-1]
     blk = min(block_size, n)

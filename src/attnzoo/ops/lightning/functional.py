@@ -21,8 +21,9 @@ import math
 
 import torch
 
+from attnzoo.ops.lightning.sequences import check_linear_dropin, drop_padded, share_kv_heads
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_flag, check_int, check_qkv, check_tensor_like, empty_output
+from attnzoo.validation import check_flag, check_int, check_tensor_like
 
 LAYOUT = "(B, H, N, D)"
 VARIANT_NAME = "lightning_attention"
@@ -58,7 +59,10 @@ def tnl_slopes(num_heads: int, layer_idx: int, num_layers: int) -> torch.Tensor:
 def lightning_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                         decay: torch.Tensor | None = None, initial_state: torch.Tensor | None = None,
                         output_final_state: bool = False, block_size: int = 64,
-                        impl: str = "auto") -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                        impl: str = "auto", *, key_padding_mask: torch.Tensor | None = None,
+                        cu_seqlens: torch.Tensor | None = None, enable_gqa: bool = False,
+                        attn_mask: torch.Tensor | None = None, dropout_p: float = 0.0,
+                        return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Causal decayed linear attention. ``query``, ``key`` ``(B, H, N, D)``, ``value`` ``(B, H, N, E)``.
 
     ``decay``: per-head slopes ``s_h >= 0`` ``(H,)`` (``λ_h = exp(-s_h)``; :func:`alibi_slopes`,
@@ -69,8 +73,20 @@ def lightning_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     for decoding) or ``"reference"`` (dense O(N²) oracle). No scaling is applied to ``q·k``. Negative slopes
     raise ``ValueError`` in eager mode; under ``torch.compile`` that check of the tensor's values is skipped (it
     would break the graph), so a compiled call with negative slopes computes a growing, unchecked decay.
+
+    Drop-in options (:mod:`attnzoo.ops.dropin` conventions; how they are applied:
+    :mod:`attnzoo.ops.lightning.sequences`), run by every implementation: ``enable_gqa=True`` with ``key`` /
+    ``value`` of ``Hkv`` heads (``H % Hkv == 0``; decays and states stay per query head ``H``); a
+    ``key_padding_mask`` ``(B, N)`` (``True`` = padding: that token's key and value enter nothing, its query
+    still gets an output, positions and decay steps are kept); packed ``cu_seqlens`` (batch 1, every sequence
+    from a zero state; ``initial_state`` must be ``None`` and ``output_final_state`` ``False``, else
+    ``ValueError``). Keys must be as long as queries (decode with ``initial_state``); ``attn_mask``,
+    ``dropout_p > 0`` and ``return_weights`` raise ``NotSupportedError``.
     """
-    check_qkv(query, key, value, spatial_dims=1, layout=LAYOUT)
+    dropin = check_linear_dropin(VARIANT_NAME, query, key, value, attn_mask=attn_mask,
+                                 key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens, enable_gqa=enable_gqa,
+                                 dropout_p=dropout_p, return_weights=return_weights, initial_state=initial_state,
+                                 output_final_state=output_final_state)
     check_int("block_size", block_size)
     check_flag("output_final_state", output_final_state)
     b, h, _, d = query.shape
@@ -81,10 +97,13 @@ def lightning_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     if initial_state is not None:
         check_tensor_like("initial_state", initial_state, (b, h, d, value.shape[-1]), query)
     tensors = [t for t in (query, key, value, decay, initial_state) if t is not None]
-    implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=True))
+    implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=True,
+                                                                            features=dropin.features))
     if b == 0 or h == 0:
-        out = empty_output(query, key, value)
+        out = value.new_zeros(b, h, query.shape[2], value.shape[-1]) + (query.sum() + key.sum() + value.sum()) * 0
         final = query.new_zeros(b, h, d, value.shape[-1])
         return (out, final) if output_final_state else out
-    out, final = implementation.fn(query, key, value, decay, initial_state, block_size, output_final_state)
+    key, value = drop_padded(*share_kv_heads(key, value, h), key_padding_mask)
+    out, final = implementation.fn(query, key, value, decay, initial_state, block_size, output_final_state,
+                                   cu_seqlens=cu_seqlens)
     return (out, final) if output_final_state else out

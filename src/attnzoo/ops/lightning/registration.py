@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT
 from attnzoo.layers.linear import LightningAttention
 from attnzoo.ops.lightning.chunked import decayed_chunked
@@ -11,14 +13,21 @@ from attnzoo.ops.lightning.reference import decayed_reference
 from attnzoo.registry import SEQUENCE, TOKENS, Implementation, Paper, Variant, register
 
 
+LINEAR_DROP_IN = frozenset({"gqa", "key_padding", "varlen"})
+"""The drop-in features every form of the linear-attention sequence ops runs (:mod:`attnzoo.ops.lightning.sequences`):
+grouped KV heads, key padding, packed sequences; not masks, dropout, weights or longer keys."""
+_CAPABILITIES = replace(AUTOGRAD_ANY_FLOAT, features=AUTOGRAD_ANY_FLOAT.features | LINEAR_DROP_IN)
+
+
 def three_forms(chunked: object, recurrent: object, reference: object) -> dict[str, Implementation]:
-    """The chunked, recurrent and reference implementations of a (decayed) linear attention, in that priority."""
+    """The chunked, recurrent and reference implementations of a (decayed) linear attention, in that priority,
+    each with :data:`LINEAR_DROP_IN`."""
     return {
-        "chunked": Implementation("chunked", chunked, AUTOGRAD_ANY_FLOAT,
+        "chunked": Implementation("chunked", chunked, _CAPABILITIES,
                                   "intra-block masked GEMMs + loop-free carried block states; O(N (block + D) E)"),
-        "recurrent": Implementation("recurrent", recurrent, AUTOGRAD_ANY_FLOAT,
+        "recurrent": Implementation("recurrent", recurrent, _CAPABILITIES,
                                     "one token at a time with a D x E state (decoding); O(N D E)"),
-        "reference": Implementation("reference", reference, AUTOGRAD_ANY_FLOAT,
+        "reference": Implementation("reference", reference, _CAPABILITIES,
                                     "dense scores x explicit N x N mask (oracle)"),
     }
 

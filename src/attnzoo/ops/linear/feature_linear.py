@@ -24,16 +24,21 @@ from attnzoo.ops.dense import check_dense_size
 from attnzoo.ops.lightning.chunked import decayed_chunked
 from attnzoo.ops.lightning.recurrent import decayed_recurrent
 from attnzoo.ops.lightning.reference import decayed_reference
+from attnzoo.ops.lightning.sequences import (
+    check_linear_dropin,
+    drop_padded,
+    packed_as_batch,
+    same_sequence,
+    share_kv_heads,
+)
 from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, apply_feature_map, random_projection
 from attnzoo.registry import CallFacts, select_implementation
 from attnzoo.validation import (
     check_flag,
     check_int,
     check_optional_int,
-    check_qkv,
     check_real,
     check_tensor_like,
-    empty_output,
 )
 
 LAYOUT = "(B, H, N, D)"
@@ -48,11 +53,16 @@ def _global_state(key: torch.Tensor, value: torch.Tensor, initial_state: torch.T
 
 def noncausal_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, decay: None,
                         initial_state: torch.Tensor | None, block_size: int,
-                        output_final_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(Q Kᵀ) V`` (+ ``Q S_0``) with the dense ``N x N`` scores."""
+                        output_final_state: bool, cu_seqlens: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(Q Kᵀ) V`` (+ ``Q S_0``) with the dense ``N x N`` scores; packed ``cu_seqlens`` (no states): scores
+    between different sequences zeroed."""
     check_dense_size("the N x N scores of linear_attention's non-causal reference", (*query.shape[:-1], key.shape[-2]),
                      query.dtype, "impl='chunked' or 'recurrent'")
-    out = (query @ key.transpose(-1, -2)) @ value
+    scores = query @ key.transpose(-1, -2)
+    if cu_seqlens is not None:
+        scores = scores * same_sequence(cu_seqlens, query.shape[-2], query.device)
+    out = scores @ value
     if initial_state is not None:
         out = out + query @ initial_state
     return out, _global_state(key, value, initial_state) if output_final_state else None
@@ -60,16 +70,25 @@ def noncausal_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
 
 def noncausal_chunked(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, decay: None,
                       initial_state: torch.Tensor | None, block_size: int,
-                      output_final_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``Q (Kᵀ V + S_0)``: one ``M x E`` state for the whole sequence."""
+                      output_final_state: bool, cu_seqlens: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``Q (Kᵀ V + S_0)``: one ``M x E`` state for the whole sequence (packed ``cu_seqlens``: one per sequence,
+    from the zero-padded batch of :func:`~attnzoo.ops.lightning.sequences.packed_as_batch`)."""
+    if cu_seqlens is not None:
+        return packed_as_batch(noncausal_chunked, query, key, value, None, cu_seqlens, block_size), None
     state = _global_state(key, value, initial_state)
     return query @ state, state if output_final_state else None
 
 
 def noncausal_recurrent(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, decay: None,
                         initial_state: torch.Tensor | None, block_size: int,
-                        output_final_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The state accumulated one token at a time (streaming encoder), then applied to every query."""
+                        output_final_state: bool, cu_seqlens: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The state accumulated one token at a time (streaming encoder), then applied to every query (packed
+    ``cu_seqlens``: every sequence's state stepped together in the zero-padded batch of
+    :func:`~attnzoo.ops.lightning.sequences.packed_as_batch`)."""
+    if cu_seqlens is not None:
+        return packed_as_batch(noncausal_recurrent, query, key, value, None, cu_seqlens, block_size), None
     state = key.new_zeros(*key.shape[:2], key.shape[-1], value.shape[-1]) if initial_state is None else initial_state
     for t in range(key.shape[2]):
         state = state + key[:, :, t, :, None] * value[:, :, t, None, :]
@@ -81,11 +100,12 @@ def _form(causal: Core, noncausal: Core) -> Core:
 
     def run(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, is_causal: bool, normalize: bool,
             initial_state: torch.Tensor | None, output_final_state: bool, block_size: int,
-            eps: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+            eps: float, cu_seqlens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if normalize:
             value = torch.cat([value, value.new_ones(*value.shape[:-1], 1)], dim=-1)
         core = causal if is_causal else noncausal
-        out, final = core(query, key, value, None, initial_state, block_size, output_final_state)
+        out, final = core(query, key, value, None, initial_state, block_size, output_final_state,
+                          cu_seqlens=cu_seqlens)
         if normalize:
             out = out[..., :-1] / (out[..., -1:] + eps)
         return out, final
@@ -102,7 +122,10 @@ def linear_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
                      is_causal: bool = True, normalize: bool = True, initial_state: torch.Tensor | None = None,
                      output_final_state: bool = False, projection: torch.Tensor | None = None,
                      num_features: int | None = None, seed: int = 0, eps: float = 1e-6, block_size: int = 64,
-                     impl: str = "auto") -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                     impl: str = "auto", *, key_padding_mask: torch.Tensor | None = None,
+                     cu_seqlens: torch.Tensor | None = None, enable_gqa: bool = False,
+                     attn_mask: torch.Tensor | None = None, dropout_p: float = 0.0,
+                     return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Linear attention ``φ(Q) φ(K)ᵀ V``, causal or not, normalised or not.
 
     ``query``, ``key`` ``(B, H, N, D)``, ``value`` ``(B, H, N, E)`` -> ``(B, H, N, E)``. ``feature_map``: one
@@ -112,8 +135,21 @@ def linear_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     with ``M`` the feature dim; ``output_final_state`` returns ``(out, final_state)`` in that shape. ``eps`` is
     added to the denominator. ``impl``: ``"auto"`` (chunked: O(N (block + M) E) causal, O(N M E) non-causal),
     ``"chunked"``, ``"recurrent"`` (token at a time) or ``"reference"`` (dense O(N²)).
+
+    Drop-in options (:mod:`attnzoo.ops.dropin` conventions; how they are applied:
+    :mod:`attnzoo.ops.lightning.sequences`), run by every implementation: ``enable_gqa=True`` with ``key`` /
+    ``value`` of ``Hkv`` heads (``H % Hkv == 0``; states per query head); a ``key_padding_mask`` ``(B, N)``
+    (``True`` = padding: ``φ(k)`` and ``v`` of that token are zeroed after the feature map, so it enters no
+    state, score or normaliser; its query still gets an output, ``0`` where it sees no unpadded key when
+    normalising); packed ``cu_seqlens`` (batch 1; causal: each sequence from a zero state, non-causal: sums per
+    sequence; ``initial_state`` must be ``None`` and ``output_final_state`` ``False``, else ``ValueError``).
+    Keys must be as long as queries (decode with ``initial_state``); ``attn_mask``, ``dropout_p > 0`` and
+    ``return_weights`` raise ``NotSupportedError``.
     """
-    check_qkv(query, key, value, spatial_dims=1, layout=LAYOUT)
+    dropin = check_linear_dropin(VARIANT_NAME, query, key, value, attn_mask=attn_mask,
+                                 key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens, enable_gqa=enable_gqa,
+                                 dropout_p=dropout_p, return_weights=return_weights, initial_state=initial_state,
+                                 output_final_state=output_final_state)
     check_int("block_size", block_size)
     for name, flag in (("is_causal", is_causal), ("normalize", normalize), ("output_final_state", output_final_state)):
         check_flag(name, flag)
@@ -135,13 +171,17 @@ def linear_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     if initial_state is not None:
         check_tensor_like("initial_state", initial_state, (b, h, features, value.shape[-1] + normalize), query)
     tensors = [t for t in (query, key, value, initial_state, projection) if t is not None]
-    implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=is_causal))
+    implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=is_causal,
+                                                                            features=dropin.features))
     if b == 0 or h == 0:
-        out = empty_output(query, key, value)
+        out = value.new_zeros(b, h, query.shape[2], value.shape[-1]) + (query.sum() + key.sum() + value.sum()) * 0
         final = query.new_zeros(b, h, features, value.shape[-1] + normalize)
         return (out, final) if output_final_state else out
-    out, final = implementation.fn(apply_feature_map(query, feature_map, projection),
-                                   apply_feature_map(key, feature_map, projection), value,
+    # key padding after the feature map: φ of a zeroed key is not zero (elu + 1 gives 1, softmax_kernel > 0)
+    key, value = drop_padded(*share_kv_heads(apply_feature_map(key, feature_map, projection), value, h),
+                             key_padding_mask)
+    out, final = implementation.fn(apply_feature_map(query, feature_map, projection), key, value,
                                    is_causal=is_causal, normalize=normalize, initial_state=initial_state,
-                                   output_final_state=output_final_state, block_size=block_size, eps=eps)
+                                   output_final_state=output_final_state, block_size=block_size, eps=eps,
+                                   cu_seqlens=cu_seqlens)
     return (out, final) if output_final_state else out
