@@ -166,3 +166,24 @@ def test_bad_drop_in_inputs_are_named(op: str) -> None:
                             ({"dropout_p": 0.1}, "dropout"), ({"return_weights": True}, "return_weights")):
         with pytest.raises(NotSupportedError, match=feature):
             call(q, k, v, **kwargs)
+
+
+@pytest.mark.parametrize(("variant", "options"), [("lightning_attention", {}),
+                                                  ("linear_attention", {"is_causal": False})])
+def test_linear_layers_take_key_padding_and_packed_sequences(variant: str, options: dict) -> None:
+    """The layers pass key_padding_mask / cu_seqlens to their op: packed sequences equal separate calls; trailing
+    padding changes nothing before it (causal) and is as if removed (non-causal)."""
+    import attnzoo
+
+    layer = attnzoo.create(variant, dim=16, num_heads=2, **options).double()
+    x = torch.randn(1, 12, 16, dtype=torch.float64)
+    packed = layer(x, cu_seqlens=torch.tensor([0, 5, 12]))
+    torch.testing.assert_close(packed, torch.cat([layer(x[:, :5]), layer(x[:, 5:])], dim=1), atol=1e-10, rtol=0)
+    padding = torch.zeros(1, 12, dtype=torch.bool)
+    padding[0, 10:] = True
+    padded = layer(x, key_padding_mask=padding)
+    if variant == "lightning_attention":
+        torch.testing.assert_close(padded[:, :10], layer(x)[:, :10], atol=1e-10, rtol=0)
+        assert not torch.allclose(padded[:, 10:], layer(x)[:, 10:])
+    else:  # non-causal: the padded tokens are as if removed, for every unpadded query
+        torch.testing.assert_close(padded[:, :10], layer(x[:, :10]), atol=1e-10, rtol=0)

@@ -37,10 +37,14 @@ class LightningAttention(ShowsOptions, nn.Module):
         self.output_gate = nn.Sequential(nn.Linear(dim, head_dim, bias=bias), nn.Linear(head_dim, dim, bias=bias))
         self.register_buffer("slopes", tnl_slopes(num_heads, layer_idx, num_layers).float(), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding) and packed
+        ``cu_seqlens`` go to :func:`lightning_attention`."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         q, k, v = (split_heads(F.silu(proj(x)), self.num_heads) for proj in (self.q_proj, self.k_proj, self.v_proj))
-        out = lightning_attention(q, k, v, decay=self.slopes.to(q.dtype), block_size=self.block_size, impl=self.impl)
+        out = lightning_attention(q, k, v, decay=self.slopes.to(q.dtype), block_size=self.block_size, impl=self.impl,
+                                  key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
         out = self.norm(merge_heads(out)) * torch.sigmoid(self.output_gate(x))
         return self.o_proj(out)
 
@@ -73,10 +77,14 @@ class LinearAttention(ShowsOptions, nn.Module):
                                            seed)
         self.register_buffer("projection", projection, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding) and packed
+        ``cu_seqlens`` go to :func:`linear_attention`."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         projection = None if self.projection is None else self.projection.to(q.dtype)
         out = linear_attention(q, k, v, self.feature_map, is_causal=self.is_causal, normalize=self.normalize,
-                               projection=projection, block_size=self.block_size, impl=self.impl)
+                               projection=projection, block_size=self.block_size, impl=self.impl,
+                               key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
         return self.proj(merge_heads(out))
