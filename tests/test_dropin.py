@@ -130,7 +130,7 @@ def test_the_tiled_kernel_refuses_what_it_does_not_declare() -> None:
 @pytest.mark.parametrize("variant", ["sliding_window_attention", "softmax_attention"])
 def test_sequence_layers_take_key_padding_and_packed_sequences(variant: str) -> None:
     """The layer passes key_padding_mask / cu_seqlens to its op: packed sequences equal separate calls, and a
-    padded key changes only what the queries that see it compute; layers whose op has no masks refuse them."""
+    padded key changes only what the queries that see it compute; S²-Attn takes padding but refuses packing."""
     import attnzoo
 
     options = {"window": 4} if variant == "sliding_window_attention" else {"is_causal": True}
@@ -143,6 +143,7 @@ def test_sequence_layers_take_key_padding_and_packed_sequences(variant: str) -> 
     padded = layer(x, key_padding_mask=padding)
     torch.testing.assert_close(padded[:, :10], layer(x)[:, :10], atol=1e-12, rtol=0)
     assert not torch.allclose(padded[:, 10:], layer(x)[:, 10:])
-    with pytest.raises(ValueError, match="ShiftedSparseAttention takes no key_padding_mask"):
-        attnzoo.create("shifted_sparse_attention", dim=16, num_heads=2, group_size=4)(
-            torch.randn(1, 12, 16), key_padding_mask=padding)
+    grouped = attnzoo.create("shifted_sparse_attention", dim=16, num_heads=2, group_size=4)
+    assert grouped(torch.randn(1, 12, 16), key_padding_mask=padding).shape == (1, 12, 16)
+    with pytest.raises(NotSupportedError, match=r"packed variable-length sequences \(cu_seqlens\) is not supported"):
+        grouped(torch.randn(1, 12, 16), cu_seqlens=torch.tensor([0, 5, 12]))

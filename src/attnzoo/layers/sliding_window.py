@@ -33,9 +33,6 @@ class SequenceAttention(ShowsOptions, nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    takes_masks = False
-    """Whether :meth:`attend` takes ``key_padding_mask`` and ``cu_seqlens`` (its op's drop-in options)."""
-
     def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, **masks: torch.Tensor
                ) -> torch.Tensor:
         """``(B, heads, N, head_dim)`` -> ``(B, heads, N, head_dim)``."""
@@ -44,13 +41,11 @@ class SequenceAttention(ShowsOptions, nn.Module):
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
                 cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding) and packed
-        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`, for layers whose op takes them."""
+        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`, passed to the op (whose implementations declare which
+        they run: S²-Attn and SF-Attn refuse packed sequences with NotSupportedError)."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         masks = {name: m for name, m in (("key_padding_mask", key_padding_mask), ("cu_seqlens", cu_seqlens))
                  if m is not None}
-        if masks and not self.takes_masks:
-            raise ValueError(f"{type(self).__name__} takes no {', '.join(masks)}: its op has no drop-in options "
-                             "(sliding_window_attention has)")
         out = self.attend(*split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1), **masks)
         return self.proj(merge_heads(out))
 
@@ -64,8 +59,6 @@ class SlidingWindowAttention(SequenceAttention):
         super().__init__(dim, num_heads, qkv_bias, scale, impl)
         self.window, self.is_causal = check_window(window, is_causal), is_causal
         (self.num_sink_tokens,) = per_axis(num_sink_tokens, 1, "num_sink_tokens", minimum=0)
-
-    takes_masks = True
 
     def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, **masks: torch.Tensor
                ) -> torch.Tensor:
@@ -82,8 +75,9 @@ class ShiftedSparseAttention(SequenceAttention):
         super().__init__(dim, num_heads, qkv_bias, scale, impl)
         (self.group_size,) = per_axis(group_size, 1, "group_size")
 
-    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        return shifted_sparse_attention(query, key, value, self.group_size, self.scale, self.impl)
+    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, **masks: torch.Tensor
+               ) -> torch.Tensor:
+        return shifted_sparse_attention(query, key, value, self.group_size, self.scale, self.impl, **masks)
 
 
 class SinkFocusedAttention(SequenceAttention):
@@ -96,6 +90,7 @@ class SinkFocusedAttention(SequenceAttention):
         (self.group_size,) = per_axis(group_size, 1, "group_size")
         (self.num_sink_tokens,) = per_axis(num_sink_tokens, 1, "num_sink_tokens", minimum=0)
 
-    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, **masks: torch.Tensor
+               ) -> torch.Tensor:
         return sink_focused_attention(query, key, value, self.group_size, self.num_sink_tokens, self.scale,
-                                      self.impl)
+                                      self.impl, **masks)

@@ -24,7 +24,7 @@ from attnzoo.ops.sliding_window.patterns import (
     SlidingWindowPattern,
 )
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_flag, check_qkv, check_scale, per_axis
+from attnzoo.validation import check_flag, check_scale, per_axis
 
 LAYOUT = "(B, H, N, D)"
 
@@ -57,19 +57,17 @@ def check_group_size(group_size: int, length: int) -> int:
 
 
 def _run(variant: str, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pattern: SequencePattern,
-         causal: bool, scale: float | None, impl: str, dropin: DropIn | None = None
+         causal: bool, scale: float | None, impl: str, dropin: DropIn
          ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Dispatch; ``dropin`` (the sliding window's drop-in options) goes to implementations that take it."""
+    """Dispatch on the call's features; ``dropin`` (its validated drop-in options) goes to the implementation."""
     scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
-    features = () if dropin is None else dropin.features
     implementation = select_implementation(variant, impl, CallFacts.of([query, key, value], causal=causal,
-                                                                       features=features))
+                                                                       features=dropin.features))
     if query.shape[0] == 0 or query.shape[1] == 0:
         out = query.new_zeros(*query.shape[:-1], value.shape[-1]) + (query.sum() + key.sum() + value.sum()) * 0
         weights = query.new_zeros(*query.shape[:-1], key.shape[2])
-        return (out, weights) if dropin is not None and dropin.return_weights else out
-    extra = {} if dropin is None else {"dropin": dropin}
-    return implementation.fn(query, key, value, pattern=pattern, scale=scale, **extra)
+        return (out, weights) if dropin.return_weights else out
+    return implementation.fn(query, key, value, pattern=pattern, scale=scale, dropin=dropin)
 
 
 def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, window: int,
@@ -108,7 +106,11 @@ def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torc
 
 
 def shifted_sparse_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, group_size: int,
-                             scale: float | None = None, impl: str = "auto") -> torch.Tensor:
+                             scale: float | None = None, impl: str = "auto", *,
+                             attn_mask: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None,
+                             cu_seqlens: torch.Tensor | None = None,
+                             enable_gqa: bool = False, dropout_p: float = 0.0,
+                             return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """LongLoRA's shifted sparse attention (S²-Attn), as in the official ``forward_noflashattn``.
 
     The sequence is cut into ``N / group_size`` groups with causal attention inside each; heads
@@ -121,16 +123,26 @@ def shifted_sparse_attention(query: torch.Tensor, key: torch.Tensor, value: torc
     ``"auto"``, ``"grouped"``, ``"flex"`` or ``"reference"``. Time O(N · G · D). Limits tested: the
     unshifted heads equal block-diagonal causal attention; ``G = N`` is causal attention on the unshifted
     heads and on the rolled sequence for the shifted ones.
+
+    Drop-in options (:mod:`attnzoo.ops.dropin`): the reference takes ``attn_mask``, ``key_padding_mask``, grouped
+    KV heads, ``dropout_p`` and ``return_weights``, the grouped kernel grouped KV heads; keys longer than the
+    queries and packed ``cu_seqlens`` are declared by no implementation (the groups are positions of one
+    sequence) and raise ``NotSupportedError``.
     """
-    check_qkv(query, key, value, spatial_dims=1, layout=LAYOUT)
+    options = check_dropin(query, key, value, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                           cu_seqlens=cu_seqlens, enable_gqa=enable_gqa, dropout_p=dropout_p,
+                           return_weights=return_weights)
     length = query.shape[2]
     pattern = ShiftedSparsePattern(length, check_group_size(group_size, length), query.shape[1])
-    return _run("shifted_sparse_attention", query, key, value, pattern, True, scale, impl)
+    return _run("shifted_sparse_attention", query, key, value, pattern, True, scale, impl, options)
 
 
 def sink_focused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, group_size: int,
-                           num_sink_tokens: int = 4, scale: float | None = None,
-                           impl: str = "auto") -> torch.Tensor:
+                           num_sink_tokens: int = 4, scale: float | None = None, impl: str = "auto", *,
+                           attn_mask: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None,
+                           cu_seqlens: torch.Tensor | None = None,
+                           enable_gqa: bool = False, dropout_p: float = 0.0,
+                           return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """SinkLoRA's SF-Attn: S²-Attn without wrap-around, plus global sink tokens.
 
     Heads ``h < H // 2``: causal attention in groups ``[jG, (j+1)G)``. Heads ``h >= H // 2``: causal
@@ -140,10 +152,13 @@ def sink_focused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
     repository has no SF-Attn code (only LongLoRA's S²-Attn), so these semantics follow the paper's text
     ("segmentation and reassembly" plus global attention to sink tokens) and are not verified against code.
     ``impl``: ``"auto"``, ``"grouped"``, ``"flex"`` or ``"reference"``. Time O(N · (G + s) · D). Tested: the
-    mask equals an explicit boolean mask built independently; the grouped path equals the reference.
+    mask equals an explicit boolean mask built independently; the grouped path equals the reference. Drop-in
+    options as :func:`shifted_sparse_attention`.
     """
-    check_qkv(query, key, value, spatial_dims=1, layout=LAYOUT)
+    options = check_dropin(query, key, value, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                           cu_seqlens=cu_seqlens, enable_gqa=enable_gqa, dropout_p=dropout_p,
+                           return_weights=return_weights)
     length = query.shape[2]
     pattern = SinkFocusedPattern(length, check_group_size(group_size, length), query.shape[1],
                                  check_sinks(num_sink_tokens, length))
-    return _run("sink_focused_attention", query, key, value, pattern, True, scale, impl)
+    return _run("sink_focused_attention", query, key, value, pattern, True, scale, impl, options)

@@ -14,6 +14,7 @@ import functools
 
 import torch
 
+from attnzoo.ops.dropin import DropIn
 from attnzoo.ops.sliding_window.patterns import GroupedPattern
 from attnzoo.ops.sliding_window.sinks import append_sinks, sink_visibility
 from attnzoo.ops.tiled import attend_tiles, compute_dtype, mask_logits
@@ -46,8 +47,11 @@ def grouped_logits(pattern: GroupedPattern, device: str, dtype: torch.dtype) -> 
 
 
 def grouped_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, pattern: GroupedPattern,
-                      scale: float) -> torch.Tensor:
-    """``(B, H, N, D)`` -> ``(B, H, N, Dv)`` group by group; time O(N · (G + s) · D)."""
+                      scale: float, dropin: DropIn = DropIn()) -> torch.Tensor:
+    """``(B, H, N, D)`` -> ``(B, H, N, Dv)`` group by group; time O(N · (G + s) · D). Grouped KV heads
+    (``dropin.gqa``, the one drop-in feature it declares) are repeated to the query's heads."""
+    if dropin.gqa:
+        key, value = (t.repeat_interleave(query.shape[1] // key.shape[1], dim=1) for t in (key, value))
     batch, heads, length = query.shape[:3]
     shift, sinks = pattern.group_size // 2, pattern.num_sink_tokens
 

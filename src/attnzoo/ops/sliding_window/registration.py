@@ -6,9 +6,18 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, CUSTOM_BACKWARD, DROP_IN, FLEX_COMPILED
+from attnzoo.capabilities import (
+    AUTOGRAD_ANY_FLOAT,
+    CUSTOM_BACKWARD,
+    DROP_IN,
+    FLEX_COMPILED,
+)
 from attnzoo.fitting import largest_divisor
-from attnzoo.layers.sliding_window import ShiftedSparseAttention, SinkFocusedAttention, SlidingWindowAttention
+from attnzoo.layers.sliding_window import (
+    ShiftedSparseAttention,
+    SinkFocusedAttention,
+    SlidingWindowAttention,
+)
 from attnzoo.ops.sliding_window.flex import sequence_flex
 from attnzoo.ops.sliding_window.functional import (
     shifted_sparse_attention,
@@ -24,12 +33,15 @@ PAPER = Paper("SinkLoRA: Enhanced Efficiency and Chat Capabilities for Long-Cont
               2024, "2406.05678", 57)
 
 _FLEX = Implementation("flex", sequence_flex, FLEX_COMPILED, "compiled FlexAttention with the shared mask")
-_REFERENCE = Implementation("reference", sequence_reference, AUTOGRAD_ANY_FLOAT,
-                            "dense scores + explicit N x N mask (oracle)")
 _DROP_IN_REFERENCE = Implementation("reference", sequence_reference,
                                     replace(AUTOGRAD_ANY_FLOAT, features=AUTOGRAD_ANY_FLOAT.features | DROP_IN),
                                     "dense scores + explicit Nq x Nk mask (oracle); every drop-in feature")
-_GROUPED = Implementation("grouped", grouped_attention, CUSTOM_BACKWARD,
+_GROUPED_REFERENCE = Implementation("reference", sequence_reference,
+                                    replace(AUTOGRAD_ANY_FLOAT, features=AUTOGRAD_ANY_FLOAT.features | DROP_IN
+                                            - {"cross", "varlen"}),
+                                    "dense scores + explicit N x N mask (oracle); masks, padding, GQA, weights")
+_GROUPED = Implementation("grouped", grouped_attention,
+                          replace(CUSTOM_BACKWARD, features=CUSTOM_BACKWARD.features | {"gqa"}),
                           "roll half the heads, reshape into groups, masked GEMMs per group; O(N * G) memory")
 _LAYER_DEFAULTS = {"dim": 32, "num_heads": 4}
 
@@ -72,7 +84,7 @@ register(Variant(
     layout=SEQUENCE,
     summary="LongLoRA S²-Attn: causal attention in groups of G, half the heads rolled by G/2 (wrap-around kept)",
     op=shifted_sparse_attention,
-    implementations={"grouped": _GROUPED, "flex": _FLEX, "reference": _REFERENCE},
+    implementations={"grouped": _GROUPED, "flex": _FLEX, "reference": _GROUPED_REFERENCE},
     causal=False,  # the shifted heads' wrap-around group sees the future: S²-Attn is not causal
     layer=ShiftedSparseAttention,
     layer_layout=TOKENS,
@@ -87,7 +99,7 @@ register(Variant(
     layout=SEQUENCE,
     summary="SinkLoRA SF-Attn: S²-Attn groups reassembled without wrap-around, plus global sink tokens (causal)",
     op=sink_focused_attention,
-    implementations={"grouped": _GROUPED, "flex": _FLEX, "reference": _REFERENCE},
+    implementations={"grouped": _GROUPED, "flex": _FLEX, "reference": _GROUPED_REFERENCE},
     causal=True,
     layer=SinkFocusedAttention,
     layer_layout=TOKENS,
