@@ -12,6 +12,13 @@ O(N^2)), ``tiled`` (CPU/GPU tiled GEMMs, forward and backward, O(N · region) me
 FlexAttention; forward and backward on CUDA, forward only on CPU). Verified against the mask definition
 read from NATTEN's ``backends/flex.py`` (``get_na_flex_mask``); invariants tested: k = L is dense
 attention, k = 1 returns V, dilation decomposes into strided sub-grids.
+
+Drop-in options (:mod:`attnzoo.ops.dropin` conventions, the grid's token axes flattened row-major to ``N``):
+``enable_gqa=True`` with ``key``/``value`` of ``Hkv`` heads, ``attn_mask`` ``(N, N)`` / ``(B, 1, N, N)`` /
+``(B, H, N, N)`` over the flattened grid, ``key_padding_mask`` ``(B, N)``, ``dropout_p`` and ``return_weights``
+(weights ``(B, H, N, N)``). The reference runs all of them (:func:`attnzoo.ops.dropin.dropin_attention` with the
+neighborhood mask and the RPB), the tiled kernel grouped KV heads, FlexAttention none; keys must have the query's
+grid (no cross-attention) and ``cu_seqlens`` is declared by none (both refused).
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ from collections.abc import Sequence
 import torch
 
 from attnzoo.masks import NeighborhoodPattern
+from attnzoo.ops.dropin import DropIn, check_dropin
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_qkv, check_scale, check_tensor_like, empty_output, per_axis, per_axis_flags
+from attnzoo.validation import check_flag, check_float_tensors, check_scale, check_tensor_like, empty_output, \
+    per_axis, per_axis_flags
 
 LAYOUTS = {1: "(B, H, N, D)", 2: "(B, H, X, Y, D)", 3: "(B, H, X, Y, Z, D)"}
 VARIANT_NAMES = {1: "neighborhood_attention_1d", 2: "neighborhood_attention_2d", 3: "neighborhood_attention_3d"}
@@ -46,11 +55,36 @@ def neighborhood_pattern(shape: Sequence[int], kernel_size: int | Sequence[int],
     return NeighborhoodPattern(tuple(shape), kernels, dilations, causal)
 
 
+def check_grid_dropin(ndim: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
+                      attn_mask: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None,
+                      cu_seqlens: torch.Tensor | None = None, enable_gqa: bool = False, dropout_p: float = 0.0,
+                      return_weights: bool = False) -> DropIn:
+    """``(B, Hq, *grid, D)`` / ``(B, Hkv, *grid, D)`` / ``(B, Hkv, *grid, Dv)`` with one grid for all three (no
+    cross-attention), then :func:`~attnzoo.ops.dropin.check_dropin` on the grids flattened row-major to ``N``."""
+    layout = LAYOUTS[ndim]
+    check_float_tensors({"query": query, "key": key, "value": value}, 3 + ndim, layout)
+    check_flag("enable_gqa", enable_gqa)
+    grid = tuple(query.shape[2:-1])
+    heads = query.shape[1] if not enable_gqa else key.shape[1]
+    for name, t in (("key", key), ("value", value)):
+        if tuple(t.shape[2:-1]) != grid or t.shape[0] != query.shape[0] or t.shape[1] != heads \
+                or (name == "key" and t.shape[-1] != query.shape[-1]):
+            expected = (query.shape[0], "Hkv" if enable_gqa else query.shape[1], *grid)
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected {expected} in all but the last (head) "
+                             f"dim, the query's {tuple(query.shape)} {layout}: keys on the query's grid"
+                             + (", the key's heads for value" if enable_gqa else ""))
+    if any(s == 0 for s in grid):
+        raise ValueError(f"query has an empty spatial axis: shape {tuple(query.shape)} {layout}")
+    return check_dropin(*(t.flatten(2, -2) for t in (query, key, value)), attn_mask=attn_mask,
+                        key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens, enable_gqa=enable_gqa,
+                        dropout_p=dropout_p, return_weights=return_weights)
+
+
 def _neighborhood_attention(ndim: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                             kernel_size: int | Sequence[int], dilation: int | Sequence[int],
                             is_causal: bool | Sequence[bool], rpb: torch.Tensor | None, scale: float | None,
-                            impl: str) -> torch.Tensor:
-    check_qkv(query, key, value, spatial_dims=ndim, layout=LAYOUTS[ndim])
+                            impl: str, **options: object) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    dropin = check_grid_dropin(ndim, query, key, value, **options)
     pattern = neighborhood_pattern(tuple(query.shape[2:-1]), kernel_size, dilation, is_causal)
     if rpb is not None:
         table = (query.shape[1], *(2 * k - 1 for k in pattern.kernel_size))
@@ -59,43 +93,66 @@ def _neighborhood_attention(ndim: int, query: torch.Tensor, key: torch.Tensor, v
     tensors = [t for t in (query, key, value, rpb) if t is not None]
     coverage = math.prod(pattern.kernel_size) / max(1, math.prod(pattern.shape))  # keys seen per query / tokens
     facts = CallFacts.of(tensors, causal=any(pattern.is_causal), dilation=any(d > 1 for d in pattern.dilation),
-                         bias=rpb is not None, coverage=coverage)
+                         bias=rpb is not None, coverage=coverage, features=dropin.features)
     implementation = select_implementation(VARIANT_NAMES[ndim], impl, facts)
     if query.shape[0] == 0 or query.shape[1] == 0:
-        return empty_output(query, key, value)
-    return implementation.fn(query, key, value, pattern=pattern, rpb=rpb, scale=scale)
+        out = empty_output(query, key, value)
+        n = pattern.num_tokens
+        return (out, query.new_zeros(*query.shape[:2], n, n)) if dropin.return_weights else out
+    return implementation.fn(query, key, value, pattern=pattern, rpb=rpb, scale=scale, dropin=dropin)
 
 
 def neighborhood_attention_1d(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                               kernel_size: int, dilation: int = 1, is_causal: bool = False,
                               rpb: torch.Tensor | None = None, scale: float | None = None,
-                              impl: str = "auto") -> torch.Tensor:
+                              impl: str = "auto", *, attn_mask: torch.Tensor | None = None,
+                              key_padding_mask: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
+                              enable_gqa: bool = False, dropout_p: float = 0.0,
+                              return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """1-D neighborhood attention. Inputs ``(B, H, N, D)`` (value ``(B, H, N, Dv)``) -> ``(B, H, N, Dv)``.
 
     ``rpb``: optional ``(H, 2k - 1)`` bias; ``scale`` defaults to ``D ** -0.5``; ``impl``: ``"auto"``,
-    ``"tiled"``, ``"flex"`` or ``"reference"``. Time O(N · k · D).
+    ``"tiled"``, ``"flex"`` or ``"reference"``. Time O(N · k · D). Drop-in options (``attn_mask``,
+    ``key_padding_mask``, ``enable_gqa``, ``dropout_p``, ``return_weights``): see the module docstring; with
+    ``return_weights`` the call returns ``(out, weights)``.
     """
-    return _neighborhood_attention(1, query, key, value, kernel_size, dilation, is_causal, rpb, scale, impl)
+    return _neighborhood_attention(1, query, key, value, kernel_size, dilation, is_causal, rpb, scale, impl,
+                                   attn_mask=attn_mask, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens,
+                                   enable_gqa=enable_gqa, dropout_p=dropout_p, return_weights=return_weights)
 
 
 def neighborhood_attention_2d(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                               kernel_size: int | Sequence[int], dilation: int | Sequence[int] = 1,
                               is_causal: bool | Sequence[bool] = False, rpb: torch.Tensor | None = None,
-                              scale: float | None = None, impl: str = "auto") -> torch.Tensor:
+                              scale: float | None = None, impl: str = "auto", *,
+                              attn_mask: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None,
+                              cu_seqlens: torch.Tensor | None = None, enable_gqa: bool = False,
+                              dropout_p: float = 0.0,
+                              return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """2-D neighborhood attention. Inputs ``(B, H, X, Y, D)`` -> ``(B, H, X, Y, Dv)``.
 
     ``kernel_size``, ``dilation``, ``is_causal``: one value or one per axis; ``rpb``: ``(H, 2kx - 1, 2ky - 1)``.
-    Time O(X · Y · kx · ky · D).
+    Time O(X · Y · kx · ky · D). Drop-in options as :func:`neighborhood_attention_1d`, over the grid flattened
+    row-major (``key_padding_mask`` ``(B, X · Y)``).
     """
-    return _neighborhood_attention(2, query, key, value, kernel_size, dilation, is_causal, rpb, scale, impl)
+    return _neighborhood_attention(2, query, key, value, kernel_size, dilation, is_causal, rpb, scale, impl,
+                                   attn_mask=attn_mask, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens,
+                                   enable_gqa=enable_gqa, dropout_p=dropout_p, return_weights=return_weights)
 
 
 def neighborhood_attention_3d(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                               kernel_size: int | Sequence[int], dilation: int | Sequence[int] = 1,
                               is_causal: bool | Sequence[bool] = False, rpb: torch.Tensor | None = None,
-                              scale: float | None = None, impl: str = "auto") -> torch.Tensor:
+                              scale: float | None = None, impl: str = "auto", *,
+                              attn_mask: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None,
+                              cu_seqlens: torch.Tensor | None = None, enable_gqa: bool = False,
+                              dropout_p: float = 0.0,
+                              return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """3-D neighborhood attention. Inputs ``(B, H, X, Y, Z, D)`` -> ``(B, H, X, Y, Z, Dv)``.
 
-    ``rpb``: ``(H, 2kx - 1, 2ky - 1, 2kz - 1)``. Time O(X · Y · Z · kx · ky · kz · D).
+    ``rpb``: ``(H, 2kx - 1, 2ky - 1, 2kz - 1)``. Time O(X · Y · Z · kx · ky · kz · D). Drop-in options as
+    :func:`neighborhood_attention_1d`, over the grid flattened row-major.
     """
-    return _neighborhood_attention(3, query, key, value, kernel_size, dilation, is_causal, rpb, scale, impl)
+    return _neighborhood_attention(3, query, key, value, kernel_size, dilation, is_causal, rpb, scale, impl,
+                                   attn_mask=attn_mask, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens,
+                                   enable_gqa=enable_gqa, dropout_p=dropout_p, return_weights=return_weights)

@@ -18,11 +18,17 @@ from attnzoo.registry import GRID_2D, GRID_3D, IMAGE, SEQUENCE, TOKENS, VOLUME, 
 PAPER = Paper("Faster Neighborhood Attention: Reducing the O(n^2) Cost of Self Attention at the Threadblock Level",
               2024, "2403.04690", 2)
 
-NEIGHBORHOOD_TILED = replace(CUSTOM_BACKWARD, auto_max_coverage=0.2)
+NEIGHBORHOOD_TILED = replace(CUSTOM_BACKWARD, auto_max_coverage=0.2, features=CUSTOM_BACKWARD.features | {"gqa"})
 """The tiled kernel, which ``auto`` passes over when a neighbourhood covers more than 20% of the grid (e.g. 5x5
 on 7x7): there the dense masked reference is as fast or faster. Measured forward + backward, 2-D NA, 4 heads,
 head dim 16, 2 threads, time of reference / tiled: 0.48 at 7x7 k5 (51%), 0.83 at 10x10 k5 (25%), 1.0 at 14x14
-k7 (25%), 1.8 at 14x14 k5 (13%), 5.2 at 20x20 k7 (12%), 13 at 28x28 k7 (6%)."""
+k7 (25%), 1.8 at 14x14 k5 (13%), 5.2 at 20x20 k7 (12%), 13 at 28x28 k7 (6%). Of the drop-in features it runs
+grouped KV heads (repeated to the query's heads)."""
+
+NEIGHBORHOOD_REFERENCE = replace(AUTOGRAD_ANY_FLOAT, features=AUTOGRAD_ANY_FLOAT.features
+                                 | {"gqa", "key_padding", "attn_mask", "dropout", "weights"})
+"""The oracle: every drop-in feature on the flattened grid but keys of another grid (``cross``) and packed
+sequences (``varlen``), which have no meaning on one grid."""
 
 _OPS = {1: neighborhood_attention_1d, 2: neighborhood_attention_2d, 3: neighborhood_attention_3d}
 _LAYERS = {1: NeighborhoodAttention1D, 2: NeighborhoodAttention2D, 3: NeighborhoodAttention3D}
@@ -48,8 +54,9 @@ for _ndim in (1, 2, 3):
                                     "query tiles x gathered key regions as batched GEMMs; O(N * region) memory"),
             "flex": Implementation("flex", neighborhood_flex, FLEX_COMPILED,
                                    "compiled FlexAttention with the shared mask"),
-            "reference": Implementation("reference", neighborhood_reference, AUTOGRAD_ANY_FLOAT,
-                                        "dense scores + explicit N x N mask (oracle)"),
+            "reference": Implementation("reference", neighborhood_reference, NEIGHBORHOOD_REFERENCE,
+                                        "dense scores + explicit N x N mask (oracle); masks, padding, GQA, "
+                                        "dropout, weights"),
         },
         causal=True,
         layer=_LAYERS[_ndim],

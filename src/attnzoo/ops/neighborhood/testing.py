@@ -9,7 +9,7 @@ import torch
 
 from attnzoo.ops.neighborhood.functional import VARIANT_NAMES
 from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, case_future_mask, \
-    flag_error_inputs, qkv_inputs, random_tensor, register_spec, scale_error_inputs
+    dropin_options, flag_error_inputs, qkv_inputs, random_tensor, register_spec, scale_error_inputs
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -22,7 +22,7 @@ def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Genera
 
 def _options(case: Case) -> dict[str, Any]:
     return {"kernel_size": case["kernel_size"], "dilation": case.get("dilation", 1),
-            "is_causal": case.get("is_causal", False)}
+            "is_causal": case.get("is_causal", False), **dropin_options(case)}
 
 
 def _random_case(ndim: int):  # noqa: ANN202
@@ -45,17 +45,34 @@ _CASES = {
         {"batch": 3, "heads": 2, "grid": (63,), "head_dim": 60, "kernel_size": 7, "dilation": 3, "rpb": True},
         {"batch": 1, "heads": 2, "grid": (500,), "head_dim": 8, "kernel_size": 13, "dilation": 2, "is_causal": True},
         {"batch": 1, "heads": 2, "grid": (63,), "head_dim": 8, "kernel_size": 63},
+        # drop-in features (tiled: grouped KV heads; reference: all of these)
+        {"batch": 2, "heads": 4, "kv_heads": 2, "grid": (40,), "head_dim": 8, "kernel_size": 7, "dilation": 2,
+         "rpb": True},
+        {"batch": 3, "heads": 2, "grid": (31,), "head_dim": 8, "kernel_size": 5, "is_causal": True, "rpb": True,
+         "key_padding": True, "attn_mask": "bool", "return_weights": True},
+        {"batch": 2, "heads": 3, "kv_heads": 1, "grid": (20,), "head_dim": 4, "kernel_size": 9,
+         "attn_mask": "float", "attn_mask_shape": "plain", "key_padding": True},
     ],
     2: [
         {"batch": 1, "heads": 2, "grid": (9, 13), "head_dim": 8, "kernel_size": (3, 5), "dilation": (2, 1), "rpb": True},
         {"batch": 3, "heads": 1, "grid": (12, 7), "head_dim": 60, "kernel_size": 7, "is_causal": (True, False)},
         {"batch": 1, "heads": 2, "grid": (1, 23), "head_dim": 8, "kernel_size": (1, 5), "dilation": (1, 4), "rpb": True},
         {"batch": 2, "heads": 2, "grid": (16, 16), "head_dim": 8, "kernel_size": 7, "rpb": True},
+        {"batch": 2, "heads": 4, "kv_heads": 2, "grid": (9, 11), "head_dim": 8, "kernel_size": (3, 5),
+         "dilation": (2, 1), "rpb": True},
+        {"batch": 2, "heads": 2, "grid": (7, 6), "head_dim": 8, "kernel_size": 3, "is_causal": (True, False),
+         "rpb": True, "key_padding": True, "attn_mask": "bool", "attn_mask_shape": "batch", "return_weights": True},
+        {"batch": 2, "heads": 2, "kv_heads": 1, "grid": (5, 8), "head_dim": 4, "kernel_size": 5,
+         "attn_mask": "float", "attn_mask_shape": "full"},
     ],
     3: [
         {"batch": 1, "heads": 2, "grid": (5, 6, 7), "head_dim": 8, "kernel_size": 3, "dilation": (1, 2, 1),
          "is_causal": (False, False, True), "rpb": True},
         {"batch": 3, "heads": 1, "grid": (4, 3, 9), "head_dim": 60, "kernel_size": (3, 3, 5)},
+        {"batch": 2, "heads": 4, "kv_heads": 2, "grid": (3, 4, 5), "head_dim": 4, "kernel_size": 3, "rpb": True,
+         "key_padding": True, "attn_mask": "bool", "attn_mask_shape": "plain", "return_weights": True},
+        {"batch": 1, "heads": 2, "kv_heads": 1, "grid": (3, 3, 6), "head_dim": 4, "kernel_size": 3,
+         "dilation": (1, 1, 2)},
     ],
 }
 _TINY = {

@@ -8,6 +8,7 @@ import math
 import torch
 
 from attnzoo.masks import NeighborhoodPattern, neighborhood_window
+from attnzoo.ops.dropin import DropIn
 from attnzoo.ops.neighborhood.reference import rpb_radius
 from attnzoo.ops.tiled import TilePlan, axis_tiles, tile_plan, tiled_attention
 from attnzoo.positional import relative_position_index
@@ -38,8 +39,13 @@ def neighborhood_plan(pattern: NeighborhoodPattern, device: str) -> tuple[TilePl
 
 
 def neighborhood_tiled(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
-                       pattern: NeighborhoodPattern, rpb: torch.Tensor | None, scale: float) -> torch.Tensor:
-    """``(B, H, *grid, D)`` -> ``(B, H, *grid, Dv)``; time O(N · region · D), memory O(N · region)."""
+                       pattern: NeighborhoodPattern, rpb: torch.Tensor | None, scale: float,
+                       dropin: DropIn = DropIn()) -> torch.Tensor:
+    """``(B, H, *grid, D)`` -> ``(B, H, *grid, Dv)``; time O(N · region · D), memory O(N · region). Grouped KV
+    heads (``dropin.gqa``, the one drop-in feature it declares) are repeated to the query's heads (autograd sums
+    their gradients back)."""
+    if dropin.gqa:
+        key, value = (t.repeat_interleave(query.shape[1] // key.shape[1], dim=1) for t in (key, value))
     plan, rel = neighborhood_plan(pattern, str(query.device))
     bias = None if rpb is None else (lambda q_flat, k_flat: rpb.flatten(1)[:, rel])
     return tiled_attention(query, key, value, plan, scale=scale, bias=bias)
