@@ -143,7 +143,7 @@ def test_masks_become_key_padding_where_they_are_the_ops_own_pattern() -> None:
 
 
 def test_refuses_what_the_op_cannot_take(llama: torch.nn.Module) -> None:
-    with pytest.raises(NotSupportedError, match=r"LlamaForCausalLM: linear_attention takes no .*enable_gqa"):
+    with pytest.raises(NotSupportedError, match=r"LlamaForCausalLM: linear_attention takes no scale"):
         swap_attention(llama, "linear_attention")
     with pytest.raises(NotSupportedError, match=r"LlamaForCausalLM: neighborhood_attention_2d has layout"):
         swap_attention(llama, "neighborhood_attention_2d", kernel_size=3)
