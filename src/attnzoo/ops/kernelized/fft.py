@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import torch
 
-from attnzoo.ops.kernelized.reference import kernel_features
+from attnzoo.ops.dropin import DropIn
+from attnzoo.ops.kernelized.reference import kernel_features, normalized
 from attnzoo.ops.kernelized.toeplitz import causal_toeplitz_fft, toeplitz_fft
 
 
 def kernelized_fft(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, rpe: torch.Tensor,
                    feature_map: str, projection: torch.Tensor | None, is_causal: bool, normalize: bool,
-                   block_size: int) -> torch.Tensor:
-    """``(B, H, N, D)`` q/k, ``(B, H, N, Dv)`` v, ``rpe`` ``(H, 2N - 1)`` -> ``(B, H, N, Dv)``."""
-    phi_q, phi_k = kernel_features(query, key, feature_map, projection)
+                   block_size: int, dropin: DropIn = DropIn()) -> torch.Tensor:
+    """``(B, H, N, D)`` q, ``(B, Hkv, N, D)`` k, ``(B, Hkv, N, Dv)`` v, ``rpe`` ``(H, 2N - 1)`` -> ``(B, H, N, Dv)``;
+    grouped KV heads and key padding as the reference (:func:`kernel_features`)."""
+    phi_q, phi_k, value = kernel_features(query, key, value, feature_map, projection, dropin)
     m, dv = phi_k.shape[-1], value.shape[-1]
     phi_k_t = phi_k.transpose(-1, -2)  # (B, H, m, N)
     channels = (phi_k_t[..., :, None, :] * value.transpose(-1, -2)[..., None, :, :]).flatten(2, 3)
@@ -33,4 +35,4 @@ def kernelized_fft(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     numerator = (phi_q_t * mixed[:, :, : m * dv].unflatten(2, (m, dv))).sum(2).transpose(-1, -2)
     if not normalize:
         return numerator
-    return numerator / (phi_q * mixed[:, :, m * dv:].transpose(-1, -2)).sum(-1, keepdim=True)
+    return normalized(numerator, (phi_q * mixed[:, :, m * dv:].transpose(-1, -2)).sum(-1, keepdim=True), dropin)

@@ -18,6 +18,14 @@ as summarised in ``shared/papers/catalog-41-61.md`` and Performer's positive ran
 the paper's orthogonal random features (the features here are the i.i.d. ones of
 :mod:`attnzoo.ops.linear.feature_maps`). With identity features, no normaliser and geometric coefficients
 ``b_t = -s·t`` (causal) this is exactly decayed linear (lightning) attention (tested).
+
+Drop-in options (:mod:`attnzoo.ops.dropin` conventions), run by both implementations: grouped KV heads
+(``enable_gqa=True``, ``key``/``value`` of ``Hkv`` heads, repeated to the query's heads; ``rpe`` stays per query
+head) and a ``key_padding_mask`` ``(B, N)`` (``True`` = padding: the padded tokens' features ``φ(k)`` and values
+are zeroed *after* the feature map, so they enter neither numerator nor normaliser; positions, hence RPE offsets,
+are kept; a query whose every key is padded outputs zeros). Keys must be as long as queries (the RPE is over
+one sequence); ``attn_mask``, packed ``cu_seqlens``, ``dropout_p > 0`` and ``return_weights`` raise
+``NotSupportedError``.
 """
 
 from __future__ import annotations
@@ -26,9 +34,10 @@ import math
 
 import torch
 
+from attnzoo.ops.dropin import check_dropin
 from attnzoo.ops.linear.feature_maps import FEATURE_MAPS, random_projection
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_flag, check_int, check_qkv, check_tensor_like, empty_output
+from attnzoo.validation import check_flag, check_int, check_tensor_like, empty_output
 
 LAYOUT = "(B, H, N, D)"
 VARIANT_NAME = "kernelized_rpe_attention"
@@ -43,7 +52,10 @@ def kernelized_rpe_attention(query: torch.Tensor, key: torch.Tensor, value: torc
                              rpe: torch.Tensor | None = None, *, feature_map: str = "softmax_kernel",
                              projection: torch.Tensor | None = None, num_features: int | None = None,
                              seed: int = 0, is_causal: bool = False, normalize: bool = True,
-                             block_size: int = 64, impl: str = "auto") -> torch.Tensor:
+                             block_size: int = 64, impl: str = "auto", attn_mask: torch.Tensor | None = None,
+                             key_padding_mask: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
+                             enable_gqa: bool = False, dropout_p: float = 0.0,
+                             return_weights: bool = False) -> torch.Tensor:
     """Kernelized attention with RPE. ``query``, ``key`` ``(B, H, N, D)``, ``value`` ``(B, H, N, Dv)`` ->
     ``(B, H, N, Dv)``.
 
@@ -53,8 +65,14 @@ def kernelized_rpe_attention(query: torch.Tensor, key: torch.Tensor, value: torc
     ``exp(x W - |x|²/2)/√m`` on ``x = q · D^{-1/4}``). ``projection``: ``W`` ``(D, m)``; ``None`` draws it from
     ``seed`` with ``m = num_features`` (default ``int(D ln D)``). ``normalize``: divide by the kernel's row sums.
     ``block_size``: the causal FFT's dense diagonal blocks. ``impl``: ``"auto"``, ``"fft"`` or ``"reference"``.
+    Drop-in options (``enable_gqa``, ``key_padding_mask``; the others refused): see the module docstring.
     """
-    check_qkv(query, key, value, spatial_dims=1, layout=LAYOUT)
+    dropin = check_dropin(query, key, value, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                          cu_seqlens=cu_seqlens, enable_gqa=enable_gqa, dropout_p=dropout_p,
+                          return_weights=return_weights)
+    if dropin.cross:
+        raise ValueError(f"key has shape {tuple(key.shape)}; expected the query's {query.shape[2]} tokens "
+                         f"(Nk == Nq): {VARIANT_NAME} has no cross-attention (its RPE is over one sequence)")
     heads, n, d = query.shape[1], query.shape[2], query.shape[3]
     if feature_map not in FEATURE_MAPS:
         raise ValueError(f"feature_map={feature_map!r}: expected one of {FEATURE_MAPS}")
@@ -76,8 +94,9 @@ def kernelized_rpe_attention(query: torch.Tensor, key: torch.Tensor, value: torc
                          "'softmax_kernel'")
     tensors = [t for t in (query, key, value, rpe, projection) if t is not None]
     implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=is_causal, bias=True,
-                                                                             length=query.shape[-2]))
+                                                                             length=query.shape[-2],
+                                                                             features=dropin.features))
     if query.shape[0] == 0 or heads == 0:
         return empty_output(query, key, value)
     return implementation.fn(query, key, value, rpe=rpe, feature_map=feature_map, projection=projection,
-                             is_causal=is_causal, normalize=normalize, block_size=block_size)
+                             is_causal=is_causal, normalize=normalize, block_size=block_size, dropin=dropin)

@@ -14,13 +14,16 @@ from attnzoo.ops.kernelized.functional import VARIANT_NAME, kernelized_rpe_atten
 from attnzoo.ops.kernelized.reference import kernelized_reference
 from attnzoo.registry import FLOAT_DTYPES, SEQUENCE, TOKENS, Implementation, Paper, Variant, register
 
-KERNELIZED_FFT = replace(AUTOGRAD_ANY_FLOAT, dtypes=FULL_PRECISION, auto_min_length=4096)
+_DROP_IN = AUTOGRAD_ANY_FLOAT.features | {"gqa", "key_padding"}
+"""Grouped KV heads and key padding, run the same way by both forms (:func:`.reference.kernel_features`)."""
+
+KERNELIZED_FFT = replace(AUTOGRAD_ANY_FLOAT, dtypes=FULL_PRECISION, auto_min_length=4096, features=_DROP_IN)
 """``torch.fft`` has no half-precision transforms of arbitrary length. ``auto`` takes the FFT path from 4096 tokens
 on: below, the dense reference is faster on CPU. Measured forward + backward, 4 heads, head dim 16, 1 thread, time
 of reference / fft: causal 0.03 / 0.19 / 0.55 and non-causal 0.2 / 0.28 / 1.64 at N = 256 / 1024 / 4096 (the
 causal divide-and-conquer FFT overtakes later, but the dense form's O(N²) memory no longer fits at 16k)."""
 
-KERNELIZED_REFERENCE = replace(AUTOGRAD_ANY_FLOAT, dtypes=FLOAT_DTYPES - {torch.float16})
+KERNELIZED_REFERENCE = replace(AUTOGRAD_ANY_FLOAT, dtypes=FLOAT_DTYPES - {torch.float16}, features=_DROP_IN)
 """No float16: the positive random features exp(w·x - |x|²/2) leave float16's range (NaN at N = 63, head dim 60
 with N(0, 1) inputs); bfloat16 keeps float32's range and agrees with the float64 oracle to 2e-2."""
 

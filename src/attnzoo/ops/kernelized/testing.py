@@ -9,7 +9,7 @@ import torch
 
 from attnzoo.ops.kernelized.functional import VARIANT_NAME
 from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, bad_option, case_future_mask, \
-    flag_error_inputs, int_error_inputs, qkv_inputs, random_tensor, register_spec
+    dropin_options, flag_error_inputs, int_error_inputs, qkv_inputs, random_tensor, register_spec
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
@@ -27,7 +27,8 @@ def _without_projection(inputs: Inputs) -> Inputs:
 
 def _options(case: Case) -> dict[str, Any]:
     return {"feature_map": case.get("feature_map", "softmax_kernel"), "is_causal": case.get("is_causal", False),
-            "normalize": case.get("normalize", True), "block_size": case.get("block_size", 64)}
+            "normalize": case.get("normalize", True), "block_size": case.get("block_size", 64),
+            **dropin_options(case)}
 
 
 def _random_case(rnd: random.Random) -> dict[str, Any]:
@@ -48,6 +49,14 @@ register_spec(OpTestSpec(
         {"batch": 2, "heads": 1, "grid": (63,), "head_dim": 8, "feature_map": "identity", "normalize": False,
          "is_causal": True, "block_size": 4},
         {"batch": 1, "heads": 2, "grid": (63,), "head_dim": 60, "feature_map": "elu"},
+        # drop-in features: grouped KV heads, key padding (causal: some queries see only padded keys)
+        {"batch": 2, "heads": 4, "kv_heads": 2, "grid": (63,), "head_dim": 8, "features": 8, "is_causal": True,
+         "block_size": 8, "key_padding": True},
+        {"batch": 3, "heads": 2, "grid": (40,), "head_dim": 8, "features": 8, "key_padding": True},
+        {"batch": 2, "heads": 3, "kv_heads": 1, "grid": (30,), "head_dim": 8, "feature_map": "elu",
+         "key_padding": True},
+        {"batch": 2, "heads": 2, "kv_heads": 1, "grid": (33,), "head_dim": 8, "feature_map": "identity",
+         "normalize": False, "is_causal": True, "block_size": 4, "key_padding": True},
     ],
     tiny_case={"batch": 1, "heads": 1, "grid": (5,), "head_dim": 2, "features": 3, "is_causal": True,
                "block_size": 2},
