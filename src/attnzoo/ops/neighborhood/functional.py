@@ -31,7 +31,7 @@ import torch
 from attnzoo.masks import NeighborhoodPattern
 from attnzoo.ops.dropin import DropIn, check_dropin
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_flag, check_float_tensors, check_scale, check_tensor_like, empty_output, \
+from attnzoo.validation import check_float_tensors, check_scale, check_tensor_like, empty_output, \
     per_axis, per_axis_flags
 
 LAYOUTS = {1: "(B, H, N, D)", 2: "(B, H, X, Y, D)", 3: "(B, H, X, Y, Z, D)"}
@@ -63,16 +63,11 @@ def check_grid_dropin(ndim: int, query: torch.Tensor, key: torch.Tensor, value: 
     cross-attention), then :func:`~attnzoo.ops.dropin.check_dropin` on the grids flattened row-major to ``N``."""
     layout = LAYOUTS[ndim]
     check_float_tensors({"query": query, "key": key, "value": value}, 3 + ndim, layout)
-    check_flag("enable_gqa", enable_gqa)
     grid = tuple(query.shape[2:-1])
-    heads = query.shape[1] if not enable_gqa else key.shape[1]
     for name, t in (("key", key), ("value", value)):
-        if tuple(t.shape[2:-1]) != grid or t.shape[0] != query.shape[0] or t.shape[1] != heads \
-                or (name == "key" and t.shape[-1] != query.shape[-1]):
-            expected = (query.shape[0], "Hkv" if enable_gqa else query.shape[1], *grid)
-            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected {expected} in all but the last (head) "
-                             f"dim, the query's {tuple(query.shape)} {layout}: keys on the query's grid"
-                             + (", the key's heads for value" if enable_gqa else ""))
+        if tuple(t.shape[2:-1]) != grid:
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected the query's grid {grid} "
+                             f"(query {tuple(query.shape)} {layout}): no cross-attention, keys on the query's grid")
     if any(s == 0 for s in grid):
         raise ValueError(f"query has an empty spatial axis: shape {tuple(query.shape)} {layout}")
     return check_dropin(*(t.flatten(2, -2) for t in (query, key, value)), attn_mask=attn_mask,
