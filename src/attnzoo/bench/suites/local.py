@@ -44,6 +44,15 @@ def _reference(score_entries: int, fn: Callable[[Inputs], torch.Tensor]) -> dict
     return {"reference_skip": f"reference not run: B*H*N^2 = {score_entries:.2e} > {REFERENCE_SCORE_LIMIT:.2e}"}
 
 
+def _ours(workload: Workload, pattern: Any, run: Callable[[str], Callable[[Inputs, Any], torch.Tensor]],
+          plan: Callable[[], Any], device: str) -> list[Case]:
+    """The dense masked SDPA baseline and our tiled (its ``plan`` built as set-up) and compiled Flex paths."""
+    return [dense_sdpa_case(workload, pattern, device),
+            registry_case(workload, "tiled", run("tiled"), prepare=plan, device=device),
+            registry_case(workload, "flex", run("flex"), prepare=flex_block_mask_prepare(pattern, device),
+                          note="torch.compile(flex_attention), block mask cached", device=device)]
+
+
 @dataclass(frozen=True)
 class NeighborhoodSpec:
     """Neighborhood attention with a ``kernel`` window per axis on ``grid`` (1-D or 2-D)."""
@@ -83,12 +92,7 @@ class NeighborhoodSpec:
         def run(impl: str) -> Callable[[Inputs, Any], torch.Tensor]:
             return lambda x, _: op(x["query"], x["key"], x["value"], self.kernel, impl=impl)
 
-        device = self.device
-        return [dense_sdpa_case(workload, pattern, device),
-                registry_case(workload, "tiled", run("tiled"), prepare=lambda: neighborhood_plan(pattern, device),
-                              device=device),
-                registry_case(workload, "flex", run("flex"), prepare=flex_block_mask_prepare(pattern, device),
-                              note="torch.compile(flex_attention), block mask cached", device=device),
+        return [*_ours(workload, pattern, run, lambda: neighborhood_plan(pattern, self.device), self.device),
                 natten_case(workload, len(self.grid), self.kernel)]
 
 
@@ -134,12 +138,7 @@ class SlidingWindowSpec:
             return lambda x, _: sliding_window_attention(x["query"], x["key"], x["value"], self.window, impl=impl)
 
         peer_reference = self.workload(self.window + 1).reference
-        device = self.device
-        return [dense_sdpa_case(workload, pattern, device),
-                registry_case(workload, "tiled", run("tiled"), prepare=lambda: sliding_window_plan(pattern, device),
-                              device=device),
-                registry_case(workload, "flex", run("flex"), prepare=flex_block_mask_prepare(pattern, device),
-                              note="torch.compile(flex_attention), block mask cached", device=device),
+        return [*_ours(workload, pattern, run, lambda: sliding_window_plan(pattern, self.device), self.device),
                 local_attention_case(workload, self.window, peer_reference)]
 
 
