@@ -2,6 +2,7 @@
 
     attnzoo list [NAME] [--family F] [--markdown]
     attnzoo bench [--family local] [--quick] [--out DIR] [--impl NAME ...] [--device cpu]
+                  [--cache DIR | --no-cache] [--fresh]
     attnzoo bench --op NAME [--batch B] [--heads H] [--length N | --grid X Y] [--head-dim D] [--opt KEY=VALUE ...]
                   [--backward] [--impl NAME ...] [--out DIR] [--device cpu]
     attnzoo compare [--out reports/compare] [--quick] [--impl NAME ...] [--mqar-steps N] [--no-quality] [--device cpu]
@@ -150,11 +151,25 @@ def check_bench_arguments(impls: Sequence[str] | None, families_: Sequence[str],
                          f"{', '.join(sorted(known))}")
 
 
-def _run(family: str, subset: str, quick: bool, impls: Sequence[str] | None, progress: bool, device: str) -> dict:
+def open_cache(args: argparse.Namespace):  # -> RowCache | None
+    """The row cache of ``bench``/``compare`` (``--cache DIR``, else ``$ATTNZOO_CACHE`` or
+    ``~/.cache/attnzoo/bench``; ``--fresh`` measures every row again), created and checked writable now;
+    ``None`` with ``--no-cache``."""
+    from attnzoo.bench.cache import RowCache
+
+    if args.no_cache:
+        if args.cache is not None or args.fresh:
+            raise ValueError(f"--no-cache and {'--cache' if args.cache is not None else '--fresh'}: give one of them")
+        return None
+    return RowCache(args.cache, fresh=args.fresh)
+
+
+def _run(family: str, subset: str, quick: bool, impls: Sequence[str] | None, progress: bool, device: str,
+         cache=None) -> dict:
     from attnzoo.bench import Settings, run_cases
 
     settings = Settings(target_s=0.2, max_repeats=10) if quick else Settings()
-    return run_cases(_suite_cases(family, subset, impls, device), settings, progress=progress)
+    return run_cases(_suite_cases(family, subset, impls, device), settings, progress=progress, cache=cache)
 
 
 def _bench_op(args: argparse.Namespace) -> int:
@@ -166,6 +181,7 @@ def _bench_op(args: argparse.Namespace) -> int:
         if args.family is not None:
             raise ValueError(f"--family {args.family!r} and --op {args.op!r}: give one of them")
         out = writable_folder(args.out) if args.out is not None else None
+        cache = open_cache(args)
         opts = dict(parse_opt(text) for text in args.opt or ())
         request = OpRequest(args.op, batch=args.batch, heads=args.heads, length=args.length,
                             grid=tuple(args.grid) if args.grid else None, head_dim=args.head_dim, opts=opts,
@@ -173,7 +189,7 @@ def _bench_op(args: argparse.Namespace) -> int:
                             dtype=getattr(torch, args.dtype), compile=args.compile)
         cases, case, options = op_cases(request)
     settings = Settings(target_s=0.2, max_repeats=10) if args.quick else Settings()
-    doc = run_cases(cases, settings, progress=not args.no_progress)
+    doc = run_cases(cases, settings, progress=not args.no_progress, cache=cache)
     add_speedups(doc)
     doc["command"] = args.command
     table = format_table(doc, args.backward)
@@ -206,8 +222,9 @@ def _bench(args: argparse.Namespace) -> int:
     subset = "quick" if args.quick else "full"
     with reporting("attnzoo bench"):
         out = writable_folder(args.out)
+        cache = open_cache(args)
         check_bench_arguments(args.impl, [args.family], subset, args.device)
-    doc = _run(args.family, subset, args.quick, args.impl, not args.no_progress, args.device)
+    doc = _run(args.family, subset, args.quick, args.impl, not args.no_progress, args.device, cache)
     device = torch.device(args.device).type
     stem = f"{args.family}_{device}" + ("_quick" if args.quick else "")
     save(doc, out / f"{stem}.json")
@@ -225,11 +242,12 @@ def _compare(args: argparse.Namespace) -> int:
     subset = "quick" if args.quick else "compare"
     with reporting("attnzoo compare"):
         out = writable_folder(args.out)
+        cache = open_cache(args)
         check_bench_arguments(args.impl, list(FAMILY_SUITES), subset, args.device)
         plan = None if args.no_quality else _quality_plan(args)
     sections, shared = [], []
     for family in FAMILY_SUITES:
-        doc = _run(family, subset, args.quick, args.impl, not args.no_progress, args.device)
+        doc = _run(family, subset, args.quick, args.impl, not args.no_progress, args.device, cache)
         save(doc, out / f"speed_{family}.json")
         leaderboard, plots, *shared = speed_sections(doc, out, f"speed_{family}", leaderboard=True)
         sections += [leaderboard, plots]
@@ -376,6 +394,11 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--impl", action="append", metavar="NAME",
                              help="only this implementation (repeatable; the dense baseline is always run)")
         command.add_argument("--no-progress", action="store_true", help="no progress bar")
+        command.add_argument("--cache", metavar="DIR", default=None,
+                             help="folder of measured rows, reused when everything they depend on matches "
+                                  "(default: $ATTNZOO_CACHE or ~/.cache/attnzoo/bench)")
+        command.add_argument("--fresh", action="store_true", help="measure every row again (and update the cache)")
+        command.add_argument("--no-cache", action="store_true", help="neither read nor write the row cache")
         _add_device(command, "device to measure (and, for compare, train) on")
         if name == "compare":
             command.add_argument("--mqar-steps", type=int, default=400,

@@ -382,7 +382,7 @@ def format_table(doc: Mapping[str, Any], backward: bool) -> str:
         label = "fwd" if mode == "forward" else "fwd+bwd"
         header += [f"{label} ms (p10-p90)", f"{label} vs {LABELS[DENSE_SDPA]}", f"{label} vs {LABELS[FLASH_SDPA]}",
                    f"{label} peak MB"]
-    header.append("max abs error")
+    header += ["max abs error", "measured"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes = [f"- {row['impl']}: {row['note']}" for row in doc["rows"] if row["impl"] in LABELS]
     for row in doc["rows"]:
@@ -394,5 +394,6 @@ def format_table(doc: Mapping[str, Any], backward: bool) -> str:
             if m["status"] != "ok" and m.get("reason") and not (mode != "forward" and row["status"] != "ok"):
                 notes.append(f"- {row['impl']} {mode}: {m['status']}: {m['reason']}")
         cells.append("–" if row["max_abs_error"] is None else f"{row['max_abs_error']:.1e}")
+        cells.append(row.get("provenance") or "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines + ([""] + notes if notes else []))

@@ -36,6 +36,9 @@ CONVENTIONS = {
               "this peak / baseline peak; baseline measured in the same run on the same inputs",
     "error": "max |output - reference| over all elements, reference = the registry's O(N^2) reference op in "
              "fp32 on the same inputs",
+    "provenance": "measured now, or reused from the cache: a row measured earlier on the same machine kind (CPU "
+                  "model, ISA, torch CPU capability), torch version, threads, device, workload, settings and "
+                  "source of the implementation; derived figures (GFLOP/s, % peak, ratios) recomputed in this run",
 }
 
 
@@ -77,6 +80,9 @@ class CaseResult:
     max_abs_error: float | None = None
     error_note: str | None = None
     modes: dict[str, ModeResult] = field(default_factory=dict)
+    provenance: str | None = None
+    """``"measured now"``, or ``"reused from <ISO date> on <CPU model>"`` for a row taken from the cache
+    (:mod:`attnzoo.bench.cache`)."""
 
     @classmethod
     def of(cls, case: Case, status: str, reason: str | None = None) -> CaseResult:

@@ -4,6 +4,13 @@ timed repeats, forward and forward + backward separately, and the error against 
 A case that cannot run becomes a row with its reason (also when the call itself raises the registry's
 :class:`~attnzoo.registry.NotSupportedError`: a "skipped" row with that message); one that raises anything else
 becomes a "failed" row with the error, and the run goes on. On CUDA every timed call ends with a synchronize.
+
+With a ``cache`` (:class:`~attnzoo.bench.cache.RowCache`), each measured row is stored under a hash of everything
+it depends on (the implementation's source, torch version, machine kind, threads, device, workload and settings;
+see :mod:`attnzoo.bench.cache`), and a later run reuses a row whose key matches instead of measuring it: each
+row's ``provenance`` says "measured now" or "reused from <date> on <CPU>". Interrupting a run and rerunning it
+therefore resumes where it stopped. The GEMM peak is measured every run, and the derived figures (GFLOP/s,
+share of peak, ratios) are recomputed from it and this run's rows.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 
 import torch
 
+from attnzoo.bench.cache import MEASURED_NOW, RowCache
 from attnzoo.bench.case import Case, Inputs
 from attnzoo.bench.machine import describe_machine, gemm_peak_gflops
 from attnzoo.bench.memory import peak_allocated_bytes
@@ -155,8 +163,25 @@ def measure_case(case: Case, settings: Settings, references: _References) -> Cas
     return row
 
 
-def run_cases(cases: Sequence[Case], settings: Settings = Settings(), *, progress: bool = True) -> dict[str, Any]:
-    """Measure the GEMM peak, then every case; returns the run's JSON document (see :mod:`.results`)."""
+def _row(case: Case, settings: Settings, references: _References, cache: RowCache | None) -> CaseResult:
+    """The case's row: from ``cache`` when its key matches, else measured (and stored there)."""
+    if case.skip or cache is None:
+        row = measure_case(case, settings, references)
+        row.provenance = MEASURED_NOW
+        return row
+    key = cache.key(case, asdict(settings))
+    row = cache.lookup(key)
+    if row is None:
+        row = measure_case(case, settings, references)
+        cache.store(key, row)
+        row.provenance = MEASURED_NOW
+    return row
+
+
+def run_cases(cases: Sequence[Case], settings: Settings = Settings(), *, progress: bool = True,
+              cache: RowCache | None = None) -> dict[str, Any]:
+    """Measure the GEMM peak, then every case (reusing the rows ``cache`` has for the same key, storing the
+    others there); returns the run's JSON document (see :mod:`.results`)."""
     machine = describe_machine()
     machine["compile_cache"] = "fresh (cold) inductor cache" if settings.cold_compile else "as found"
     machine["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
@@ -171,7 +196,8 @@ def run_cases(cases: Sequence[Case], settings: Settings = Settings(), *, progres
         bar = tqdm(cases, desc="bench", unit="case", disable=not progress)
         for case in bar:
             bar.set_postfix_str(f"{case.workload.name} [{case.impl}]")
-            rows.append(measure_case(case, settings, references))
+            rows.append(_row(case, settings, references, cache))
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["cache"] = "none" if cache is None else cache.summary()
     add_derived(rows, peak)
     return document(machine, peak, asdict(settings), rows)

@@ -16,12 +16,14 @@ Row = dict[str, Any]
 @dataclass(frozen=True)
 class Column:
     """A header and the cell of a row; ``mode`` names the measurement whose status the cell reports and
-    ``note`` an optional remark on the cell (listed below the table)."""
+    ``note`` an optional remark on the cell (listed below the table); an ``always`` cell is shown whatever the
+    row's status."""
 
     header: str
     cell: Callable[[Row], str]
     mode: str | None = None
     note: Callable[[Row], str | None] | None = None
+    always: bool = False
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -48,6 +50,9 @@ def _error(row: Row) -> str:
     return f"{row['max_abs_error']:.1e}" if row["max_abs_error"] is not None else "–"
 
 
+PROVENANCE = Column("measured", lambda r: r.get("provenance") or "–", always=True)
+""""measured now" or "reused from <date> on <CPU>" (rows of a run without the cache, or saved before it: "–")."""
+
 _FIRST = [Column("workload", lambda r: r["workload"]), Column("impl", lambda r: r["impl"], note=lambda r: r["note"])]
 
 FULL_COLUMNS: tuple[Column, ...] = (
@@ -65,6 +70,7 @@ FULL_COLUMNS: tuple[Column, ...] = (
     Column("GFLOP/s fwd+bwd", _field("forward_backward", "gflops"), "forward_backward"),
     Column("% peak fwd+bwd", _field("forward_backward", "pct_gemm_peak", 2), "forward_backward"),
     Column("max err", _error, note=lambda r: r["error_note"]),
+    PROVENANCE,
 )
 
 LEADERBOARD_COLUMNS: tuple[Column, ...] = (
@@ -77,6 +83,7 @@ LEADERBOARD_COLUMNS: tuple[Column, ...] = (
     Column("% GEMM peak fwd", _field("forward", "pct_gemm_peak", 2), "forward"),
     Column("speed-up vs dense fwd", _field("forward", "speedup", suffix="x"), "forward"),
     Column("speed-up vs dense fwd+bwd", _field("forward_backward", "speedup", suffix="x"), "forward_backward"),
+    PROVENANCE,
 )
 
 
@@ -101,7 +108,7 @@ def markdown_table(rows: Sequence[Row], columns: Sequence[Column] = FULL_COLUMNS
         for column in columns:
             mode = row["modes"][column.mode] if column.mode else None
             status, reason = (mode["status"], mode["reason"]) if mode else (row["status"], row["reason"])
-            if status == "ok" or (mode is None and column in _FIRST):
+            if status == "ok" or column.always or (mode is None and column in _FIRST):
                 remark = column.note(row) if column.note else None
                 cells.append(column.cell(row) + (f" [{notes.ref(remark)}]" if remark else ""))
             else:

@@ -1,0 +1,269 @@
+"""Measured benchmark rows cached on disk, keyed by everything a row depends on, so a rerun measures only what
+is missing or changed (and an interrupted run resumes for free).
+
+A row's key (:func:`row_key`) holds:
+
+* ``sources``: a hash of the source its numbers depend on (:func:`source_hash`). For our implementations, the
+  ``.py`` files of the mechanism's folder ``attnzoo/ops/<mechanism>/`` (found from the registered
+  implementations' modules), the shared paths :data:`SHARED_SOURCES` (``ops/tiled.py``, ``ops/dense.py``,
+  ``ops/flex.py``, ``ops/dropin.py``, ``masks.py``, ``registry.py``) and the ``attnzoo/bench`` package itself;
+  for a peer or baseline row (an implementation the variant does not register: ``dense-sdpa``, ``natten``, ...),
+  the shared paths and the bench package, plus the peer's installed version (:data:`PEER_PACKAGES`);
+* the torch version, the machine kind (CPU model, best vector ISA and its levels, torch's CPU capability), the
+  thread count and the device (with the CUDA device name on CUDA);
+* the workload's name, shape and options, the case's identity (implementation, baseline, note, backward skip)
+  and the runner :class:`~attnzoo.bench.runner.Settings`.
+
+The file of an entry is ``<folder>/<sha256 of the key>.json``, holding the key itself, the row and when and where
+it was measured; so a row from another machine kind is never even looked up. Entries are written atomically
+(temp file + ``os.replace``). An entry that cannot be read or parsed, or whose stored key differs, is ignored
+with a warning naming the file and the row is measured again. Rows that failed are not cached (a rerun retries
+them); rows skipped before any call (``case.skip``) cost nothing and are not cached either.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import asdict, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnzoo.bench.case import Case
+from attnzoo.bench.machine import cpu_model, vector_isa
+from attnzoo.bench.results import CaseResult, ModeResult
+
+CACHE_ENV = "ATTNZOO_CACHE"
+FORMAT = 1
+"""Version of the entry format; part of every key, so a change of format misses every old entry."""
+PACKAGE = Path(__file__).resolve().parent.parent
+"""``src/attnzoo``."""
+SHARED_SOURCES = ("ops/tiled.py", "ops/dense.py", "ops/flex.py", "ops/dropin.py", "masks.py", "registry.py")
+"""Paths (under ``attnzoo/``) every row depends on, besides the ``bench`` package."""
+PEER_PACKAGES = {"natten": "natten", "local-attention": "local-attention", "fla naive (reference)": "fla-core"}
+"""Peer implementation name of a case -> the distribution whose installed version is part of its key."""
+MEASURED_NOW = "measured now"
+
+
+def default_folder() -> Path:
+    """``$ATTNZOO_CACHE`` if set, else ``~/.cache/attnzoo/bench``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "attnzoo" / "bench")
+
+
+def _files_hash(paths: Iterable[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(set(paths)):
+        digest.update(str(path.relative_to(PACKAGE)).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _py_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.py"))
+
+
+def mechanism_folders(case: Case) -> list[str]:
+    """The ``attnzoo/ops/<mechanism>`` folders of the case's variant (from its registered implementations'
+    modules); empty when the variant is not registered or lives elsewhere."""
+    from attnzoo.registry import get_variant
+
+    try:
+        variant = get_variant(case.workload.variant)
+    except KeyError:
+        return []
+    found = set()
+    for implementation in variant.implementations.values():
+        parts = getattr(implementation.fn, "__module__", "").split(".")
+        if len(parts) >= 3 and parts[:2] == ["attnzoo", "ops"]:
+            found.add(parts[2])
+    return sorted(found)
+
+
+def is_ours(case: Case) -> bool:
+    """Whether the case runs a registered implementation of its variant (also as ``IMPL (float32)`` or
+    ``IMPL+compile``, the ``bench --op`` rows)."""
+    from attnzoo.registry import get_variant
+
+    try:
+        names = get_variant(case.workload.variant).implementations
+    except KeyError:
+        return False
+    impl = case.impl.removesuffix("+compile").removesuffix(" (float32)")
+    return impl in names
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class _SourceHashes:
+    """:func:`source_hash` memoized per run (each folder is read once)."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, case: Case) -> str:
+        folders = tuple(mechanism_folders(case)) if is_ours(case) else ()
+        if folders not in self._memo:
+            self._memo[folders] = source_hash(folders)
+        return self._memo[folders]
+
+
+def source_hash(mechanisms: Iterable[str] = ()) -> str:
+    """sha256 of the ``.py`` files of ``attnzoo/ops/<m>/`` for each mechanism ``m``, the shared sources
+    (:data:`SHARED_SOURCES`) and the ``attnzoo/bench`` package."""
+    paths = [PACKAGE / shared for shared in SHARED_SOURCES] + _py_files(PACKAGE / "bench")
+    for mechanism in mechanisms:
+        paths += _py_files(PACKAGE / "ops" / mechanism)
+    return _files_hash(paths)
+
+
+def machine_kind() -> dict[str, Any]:
+    """What decides whether a row measured elsewhere could stand for one measured here: CPU model, vector ISA
+    (best level and every level) and torch's CPU capability."""
+    isa = vector_isa()
+    return {"cpu": cpu_model(), "isa": isa["isa"], "isa_levels": list(isa["isa_levels"]),
+            "torch_cpu_capability": isa["torch_cpu_capability"]}
+
+
+def _device(device: str) -> dict[str, Any]:
+    kind = torch.device(device)
+    if kind.type == "cuda" and torch.cuda.is_available():
+        return {"device": device, "cuda_device": torch.cuda.get_device_name(kind), "cuda": torch.version.cuda}
+    return {"device": device}
+
+
+def _json_safe(value: Any) -> Any:
+    """A JSON value of ``value`` (unknown objects by ``repr``), so every key serialises the same way."""
+    return json.loads(json.dumps(value, sort_keys=True, default=repr))
+
+
+def row_key(case: Case, settings: dict[str, Any], sources: str, machine: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+    """Everything the measured row of ``case`` depends on (see the module docstring)."""
+    workload = case.workload
+    peer = PEER_PACKAGES.get(case.impl) if not is_ours(case) else None
+    return _json_safe({
+        "format": FORMAT,
+        "sources": sources,
+        "peer": None if peer is None else {peer: _version(peer)},
+        "torch": torch.__version__,
+        "machine": machine_kind() if machine is None else machine,
+        "threads": torch.get_num_threads(),
+        **_device(workload.device),
+        "workload": {"name": workload.name, "family": workload.family, "variant": workload.variant,
+                     "series": workload.series, "shape": dict(workload.shape), "tokens": workload.tokens,
+                     "score_entries": workload.score_entries, "flops": workload.flops,
+                     "reference": workload.reference is not None, "reference_skip": workload.reference_skip},
+        "case": {"impl": case.impl, "baseline": case.baseline, "note": case.note,
+                 "backward_skip": case.backward_skip, "own_reference": case.reference is not None},
+        "settings": settings,
+    })
+
+
+def key_digest(key: dict[str, Any]) -> str:
+    """The entry's file stem: sha256 of the key's canonical JSON."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _row_from(data: dict[str, Any]) -> CaseResult:
+    known = {f.name for f in fields(CaseResult)}
+    row = CaseResult(**{name: value for name, value in data.items() if name in known and name != "modes"})
+    mode_fields = {f.name for f in fields(ModeResult)}
+    row.modes = {mode: ModeResult(**{k: v for k, v in result.items() if k in mode_fields})
+                 for mode, result in data["modes"].items()}
+    return row
+
+
+def _cacheable(row: CaseResult) -> bool:
+    return row.status != "failed" and all(mode.status != "failed" for mode in row.modes.values())
+
+
+class RowCache:
+    """The cache folder of a run: ``lookup`` a case's row, ``store`` a measured one.
+
+    The folder is created and checked writable when opened (``ValueError`` naming it otherwise, before
+    anything is measured); ``fresh`` ignores every existing entry (and overwrites it with the new row).
+    """
+
+    def __init__(self, folder: str | os.PathLike[str] | None = None, *, fresh: bool = False) -> None:
+        self.folder = default_folder() if folder is None else Path(folder)
+        self.fresh = fresh
+        self.reused = 0
+        self.measured = 0
+        self._sources = _SourceHashes()
+        self._machine = machine_kind()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".attnzoo-write-probe-"):
+                pass
+        except OSError as error:
+            raise ValueError(f"--cache {str(self.folder)!r} is not a writable folder ({error.strerror or error}); "
+                             "expected a folder that can be created and written to, or pass --no-cache") from None
+
+    def key(self, case: Case, settings: dict[str, Any]) -> dict[str, Any]:
+        """The key of ``case``'s row under ``settings``."""
+        return row_key(case, settings, self._sources(case), self._machine)
+
+    def path(self, key: dict[str, Any]) -> Path:
+        """The entry file of ``key``."""
+        return self.folder / f"{key_digest(key)}.json"
+
+    def lookup(self, key: dict[str, Any]) -> CaseResult | None:
+        """The cached row of ``key`` with its provenance, or ``None`` (missing, ``fresh``, or a corrupt entry,
+        which is warned about and left to be overwritten)."""
+        path = self.path(key)
+        if self.fresh or not path.exists():
+            return None
+        try:
+            entry = json.loads(path.read_text())
+            if entry["key"] != key:
+                raise ValueError("its stored key differs from the row's")
+            row = _row_from(entry["row"])
+            row.provenance = f"reused from {entry['measured_at']} on {entry['key']['machine']['cpu']}"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            warnings.warn(f"ignoring the unreadable benchmark cache entry {path} ({type(error).__name__}: "
+                          f"{error}); measuring the row again", stacklevel=2)
+            return None
+        self.reused += 1
+        return row
+
+    def store(self, key: dict[str, Any], row: CaseResult) -> None:
+        """Write ``row`` (before derived figures) under ``key``, atomically; a failed row is not cached, and a
+        failed write only warns (the run keeps the row)."""
+        self.measured += 1
+        if not _cacheable(row):
+            return
+        from attnzoo.train.checkpoint import atomic_write
+
+        data = asdict(row)
+        data["provenance"] = None
+        entry = {"key": key, "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                 "row": data}
+        path = self.path(key)
+
+        def write(tmp: str) -> None:
+            Path(tmp).write_text(json.dumps(entry, indent=1) + "\n")
+
+        try:
+            atomic_write(path, write)
+        except OSError as error:
+            warnings.warn(f"could not write the benchmark cache entry {path} ({error}); the row is kept in this "
+                          "run only", stacklevel=2)
+
+    def summary(self) -> dict[str, Any]:
+        """The cache's line in the run's ``machine`` record."""
+        return {"folder": str(self.folder), "fresh": self.fresh, "rows_reused": self.reused,
+                "rows_measured": self.measured}
