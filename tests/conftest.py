@@ -16,3 +16,9 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _bench_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI caches benchmark rows by default: tests write theirs to a fresh folder, never the user's cache."""
+    monkeypatch.setenv("ATTNZOO_CACHE", str(tmp_path_factory.mktemp("bench-cache")))
