@@ -158,3 +158,23 @@ def test_kernelized_refuses_what_it_does_not_run() -> None:
         kernelized_rpe_attention(q, q, q, return_weights=True)
     with pytest.raises(ValueError, match="key_padding_mask has shape"):
         kernelized_rpe_attention(q, q, q, key_padding_mask=torch.zeros(1, 5, dtype=torch.bool))
+
+
+@pytest.mark.parametrize(("variant", "shape"), [("neighborhood_attention_1d", (2, 12, 16)),
+                                                ("neighborhood_attention_2d", (2, 4, 5, 16)),
+                                                ("kernelized_rpe_attention", (2, 12, 16))])
+def test_layers_pass_key_padding(variant: str, shape: tuple[int, ...]) -> None:
+    """The NA and kernelized layers take ``key_padding_mask`` over their flattened tokens: no padding is the
+    plain call, padding one token changes the output (it is not ignored)."""
+    import math
+
+    import attnzoo
+
+    options = {"kernel_size": 3} if variant.startswith("neighborhood") else {"max_len": 16}
+    layer = attnzoo.create(variant, dim=16, num_heads=2, **options).double()
+    x = torch.randn(shape, dtype=torch.float64)
+    none = torch.zeros(shape[0], math.prod(shape[1:-1]), dtype=torch.bool)
+    torch.testing.assert_close(layer(x, key_padding_mask=none), layer(x), atol=1e-12, rtol=0)
+    padded = none.clone()
+    padded[:, 1] = True
+    assert not torch.allclose(layer(x, key_padding_mask=padded), layer(x))

@@ -44,7 +44,8 @@ class KernelizedRPEAttention(ShowsOptions, nn.Module):
         m = check_optional_int("num_features", num_features) or default_num_features(head_dim)
         self.register_buffer("projection", random_projection(self.head_dim, m, seed))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding)."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         if x.shape[1] > self.max_len:
             raise ValueError(f"input has shape {tuple(x.shape)}; expected (B, N, C) with N <= "
@@ -52,6 +53,6 @@ class KernelizedRPEAttention(ShowsOptions, nn.Module):
         n = x.shape[1]
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         rpe = self.rpe[:, self.max_len - n: self.max_len + n - 1]
-        out = kernelized_rpe_attention(q, k, v, autocast_like(rpe, q), projection=self.projection.to(q.dtype), is_causal=self.is_causal,
-                                       impl=self.impl)
+        out = kernelized_rpe_attention(q, k, v, autocast_like(rpe, q), projection=self.projection.to(q.dtype),
+                                       is_causal=self.is_causal, impl=self.impl, key_padding_mask=key_padding_mask)
         return self.proj(merge_heads(out))

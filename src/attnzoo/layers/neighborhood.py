@@ -43,11 +43,14 @@ class NeighborhoodAttention(ShowsOptions, nn.Module):
             self.rpb = nn.Parameter(torch.empty(num_heads, *(2 * k - 1 for k in self.kernel_size)))
             nn.init.trunc_normal_(self.rpb, std=0.02, a=-2.0, b=2.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(B, *grid, C)`` -> same; ``key_padding_mask`` ``(B, N)`` over the row-major flattened grid
+        (True = padding, :mod:`attnzoo.ops.dropin`)."""
         check_layer_input(self, x, rank=self.spatial_dims + 2, dim=self.dim, layout="(B, *grid, C)")
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         out = _neighborhood_attention(self.spatial_dims, q, k, v, self.kernel_size, self.dilation,
-                                      self.is_causal, autocast_like(self.rpb, q), self.scale, self.impl)
+                                      self.is_causal, autocast_like(self.rpb, q), self.scale, self.impl,
+                                      key_padding_mask=key_padding_mask)
         return self.proj(merge_heads(out))
 
 
