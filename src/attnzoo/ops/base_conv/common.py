@@ -1,12 +1,30 @@
-"""Pieces shared by the causal-convolution ops (BaseConv, LMU memory): input checks and causal FFT convolution."""
+"""Pieces shared by the causal-convolution ops (BaseConv, LMU memory): input checks, causal FFT convolution and
+their drop-in features (key padding, packed sequences; conventions of :mod:`attnzoo.ops.dropin`).
+
+- ``key_padding_mask`` ``(B, N)`` boolean, ``True`` = padding: :func:`zero_padded` replaces a padded token's
+  input by zero (``torch.where``, so non-finite padding does not leak) before the causal operator, so it adds
+  nothing to any convolution or memory. Positions are kept: a padded token still counts as one step (of the
+  filter's lags, of the memory's decay), and an output is still computed at it.
+- ``cu_seqlens`` ``(S + 1,)``, batch 1: every packed sequence starts from a zero history. The references mask
+  their dense operators by sequence; the fast forms run :func:`packed`, which uses
+  :func:`attnzoo.ops.lightning.sequences.packed_as_batch` (a zero-padded batch of the ``S`` sequences, run once,
+  gathered back; exact for causal operators) through a ``(B, N, C)`` adapter.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 
+from attnzoo.ops.dropin import check_cu_seqlens
+from attnzoo.ops.lightning.sequences import packed_as_batch
 from attnzoo.registry import FLOAT_DTYPES
 
 SEQUENCE_LAYOUT = "(B, N, C)"
+SEQUENCE_DROP_IN = frozenset({"key_padding", "varlen"})
+"""The drop-in features every implementation of BaseConv and the LMU memory runs: key padding, packed sequences."""
 
 
 def check_sequence(name: str, x: torch.Tensor) -> None:
@@ -56,3 +74,63 @@ def causal_fft_conv(signal: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     size = fft_size(n + int(kernel.shape[0]) - 1)
     spectrum = torch.fft.rfft(signal, n=size, dim=1) * torch.fft.rfft(kernel, n=size, dim=0)
     return torch.fft.irfft(spectrum, n=size, dim=1)[:, :n]
+
+
+def check_sequence_dropin(x: torch.Tensor, key_padding_mask: torch.Tensor | None,
+                          cu_seqlens: torch.Tensor | None) -> frozenset[str]:
+    """Validate the drop-in inputs of a ``(B, N, C)`` op; returns the :data:`attnzoo.registry.FEATURES` used."""
+    b, n = x.shape[:2]
+    features = set()
+    if key_padding_mask is not None:
+        if not isinstance(key_padding_mask, torch.Tensor) or tuple(key_padding_mask.shape) != (b, n) \
+                or key_padding_mask.dtype != torch.bool:
+            shape = tuple(getattr(key_padding_mask, "shape", ())), getattr(key_padding_mask, "dtype", None)
+            raise ValueError(f"key_padding_mask has shape/dtype {shape}; expected torch.bool of shape (B, N) = "
+                             f"({b}, {n}), True = padding")
+        features.add("key_padding")
+    if cu_seqlens is not None:
+        check_cu_seqlens(cu_seqlens, b, n, n)
+        features.add("varlen")
+    for name, t in (("key_padding_mask", key_padding_mask), ("cu_seqlens", cu_seqlens)):
+        if t is not None and t.device != x.device:
+            raise ValueError(f"{name} is on {t.device}; expected the device of x, {x.device}")
+    return frozenset(features)
+
+
+def zero_padded(x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
+    """``x`` ``(B, N, C)`` with the tokens of ``key_padding_mask`` (``True`` = padding) set to zero."""
+    return x if key_padding_mask is None else torch.where(key_padding_mask[..., None], 0, x)
+
+
+def sequence_ids(cu_seqlens: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+    """``(N,)``: the packed sequence of each token."""
+    return torch.bucketize(torch.arange(n, device=device), cu_seqlens[1:].to(device), right=True)
+
+
+def per_sequence(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Tensor:
+    """``fn`` (a causal ``(S, L, C) -> (S, L, *F)`` operator) on each packed sequence of ``x`` ``(1, N, C)``
+    from a zero history: :func:`~attnzoo.ops.lightning.sequences.packed_as_batch` with ``x`` as its
+    ``(1, 1, N, C)`` query (key and value unused). Returns ``(1, N, *F)``."""
+    trailing: list[tuple[int, ...]] = []
+
+    def form(query: torch.Tensor, *_: object) -> tuple[torch.Tensor, None]:  # (S, 1, L, C) -> (S, 1, L, F)
+        out = fn(query[:, 0])
+        trailing.append(tuple(out.shape[2:]))
+        return out.reshape(*out.shape[:2], -1)[:, None], None
+
+    tokens = x[:, None]
+    out = packed_as_batch(form, tokens, tokens, tokens, None, cu_seqlens, 0)  # (1, 1, N, F)
+    return out[:, 0].reshape(1, x.shape[1], *trailing[0])
+
+
+def packed(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``fn(x, *args, **kwargs)`` with a ``cu_seqlens=None`` keyword: given, ``fn`` runs on each packed sequence
+    (:func:`per_sequence`); ``fn`` must be causal and start from a zero history."""
+    @functools.wraps(fn)
+    def wrapper(x: torch.Tensor, *args: object, cu_seqlens: torch.Tensor | None = None,
+                **kwargs: object) -> torch.Tensor:
+        if cu_seqlens is None:
+            return fn(x, *args, **kwargs)
+        return per_sequence(lambda seqs: fn(seqs, *args, **kwargs), x, cu_seqlens)
+
+    return wrapper

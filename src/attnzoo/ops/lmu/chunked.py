@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from attnzoo.ops.base_conv.common import packed
 from attnzoo.ops.lmu.legendre import impulse_response, legendre_discrete, power_sequence
 
 CHUNK = 64
 
 
+@packed
 def lmu_chunked(x: torch.Tensor, *, order: int, theta: float, initial_state: torch.Tensor | None) -> torch.Tensor:
     """``(B, N, C)`` -> ``(B, N, C, d)`` in chunks of ``L = min(64, N)`` tokens::
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from attnzoo.ops.base_conv.common import causal_fft_conv
+from attnzoo.ops.base_conv.common import causal_fft_conv, packed
 from attnzoo.ops.lmu.legendre import impulse_response, legendre_discrete, power_sequence
 
 
+@packed
 def lmu_fft(x: torch.Tensor, *, order: int, theta: float, initial_state: torch.Tensor | None) -> torch.Tensor:
     """``m = H ∗ u`` by real FFT (LMUFormer eq. 26), plus ``Ā^(t+1) m_(-1)`` by doubling when a state is given.
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from attnzoo.ops.base_conv.common import packed
 from attnzoo.ops.lmu.legendre import legendre_discrete
 
 
+@packed
 def lmu_recurrent(x: torch.Tensor, *, order: int, theta: float, initial_state: torch.Tensor | None) -> torch.Tensor:
     """``m_t = Ā m_(t-1) + B̄ u_t`` for t = 0 .. N-1 from ``m_(-1)`` (zeros when no state is given).
 

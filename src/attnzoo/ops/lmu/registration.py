@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, FULL_PRECISION
 from attnzoo.layers.lmu import LMUMixer
+from attnzoo.ops.base_conv.common import SEQUENCE_DROP_IN
 from attnzoo.ops.lmu.chunked import lmu_chunked
 from attnzoo.ops.lmu.fft import lmu_fft
 from attnzoo.ops.lmu.functional import VARIANT_NAME, lmu_memory
@@ -13,7 +14,8 @@ from attnzoo.ops.lmu.recurrent import lmu_recurrent
 from attnzoo.ops.lmu.reference import lmu_reference
 from attnzoo.registry import TOKENS, Implementation, Paper, Variant, register
 
-FFT = replace(AUTOGRAD_ANY_FLOAT, dtypes=FULL_PRECISION, exactly_causal=False)
+CAPABILITIES = replace(AUTOGRAD_ANY_FLOAT, features=AUTOGRAD_ANY_FLOAT.features | SEQUENCE_DROP_IN)
+FFT = replace(CAPABILITIES, dtypes=FULL_PRECISION, exactly_causal=False)
 """``torch.fft`` has no half-precision transforms of arbitrary length; the circular convolution leaks the future
 at round-off level."""
 
@@ -27,14 +29,14 @@ register(Variant(
             "training, recurrent with explicit state for decoding",
     op=lmu_memory,
     implementations={
-        "chunked": Implementation("chunked", lmu_chunked, AUTOGRAD_ANY_FLOAT,
+        "chunked": Implementation("chunked", lmu_chunked, CAPABILITIES,
                                   "Toeplitz GEMM inside 64-token chunks + state carried across chunks, exactly "
                                   "causal, O(N · 64 · d + N d²)"),
         "fft": Implementation("fft", lmu_fft, FFT, "FFT convolution with the impulse response Ā^t B̄, O(N log N) "
                               "(LMUFormer's training form; causal up to roundoff)"),
-        "recurrent": Implementation("recurrent", lmu_recurrent, AUTOGRAD_ANY_FLOAT,
+        "recurrent": Implementation("recurrent", lmu_recurrent, CAPABILITIES,
                                     "one state update per token (decoding), O(N d²)"),
-        "reference": Implementation("reference", lmu_reference, AUTOGRAD_ANY_FLOAT,
+        "reference": Implementation("reference", lmu_reference, CAPABILITIES,
                                     "dense Toeplitz operator from explicit matrix powers, O(N² d) (oracle)"),
     },
     causal=True,
