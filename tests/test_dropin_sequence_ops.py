@@ -105,3 +105,17 @@ def test_bad_dropin_inputs_raise(op: str) -> None:
         call(_x(), cu_seqlens=torch.tensor([0, 5, 16]))
     with pytest.raises(ValueError, match="key_padding_mask has shape"):
         call(_x(), key_padding_mask=torch.zeros(1, 16, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("variant", ["lmu_memory", "base_conv"])
+def test_layers_pass_padding_and_packing(variant: str) -> None:
+    """LMUMixer and BaseConv pass key_padding_mask / cu_seqlens to their ops: packed equals separate calls (BaseConv;
+    LMU's batch norm mixes positions in training, so compare in eval), no padding is the plain call."""
+    import attnzoo
+
+    layer = attnzoo.create(variant, dim=8).double().eval()
+    x = torch.randn(1, 12, 8, dtype=torch.float64)
+    packed = layer(x, cu_seqlens=torch.tensor([0, 5, 12]))
+    torch.testing.assert_close(packed, torch.cat([layer(x[:, :5]), layer(x[:, 5:])], dim=1), atol=1e-10, rtol=0)
+    none = torch.zeros(1, 12, dtype=torch.bool)
+    torch.testing.assert_close(layer(x, key_padding_mask=none), layer(x), atol=1e-12, rtol=0)

@@ -47,10 +47,14 @@ class BaseConv(ShowsOptions, nn.Module):
         self.use_act = use_act
         self.impl = "fft" if impl == "auto" and self.long else impl
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` / ``cu_seqlens`` go to :func:`base_conv`
+        (a padded token feeds nothing into the convolution; packed sequences start from an empty history)."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         kernel = self.kernel
         if self.long:  # fft_conv returns k ∗ u + u: the identity tap added to tap 0
             kernel = torch.cat([kernel[:, :1] + 1, kernel[:, 1:]], dim=1)
         return base_conv(x, kernel, self.projection.weight, self.projection.bias, self.conv_bias,
-                         use_act=self.use_act, impl=self.impl)
+                         use_act=self.use_act, impl=self.impl, key_padding_mask=key_padding_mask,
+                         cu_seqlens=cu_seqlens)

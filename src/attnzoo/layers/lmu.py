@@ -46,15 +46,22 @@ class LMUMixer(ShowsOptions, nn.Module):
             nn.init.zeros_(linear.bias)
 
     def forward(self, x: torch.Tensor, initial_state: torch.Tensor | None = None,
-                output_final_state: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                output_final_state: bool = False, key_padding_mask: torch.Tensor | None = None,
+                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(B, N, C)`` -> ``(B, N, C)`` (and the memory after the last token with
+        ``output_final_state``); ``key_padding_mask`` / ``cu_seqlens`` go to :func:`lmu_memory` (a padded token
+        feeds nothing into the memory; packed sequences start from an empty one). The batch norm's statistics
+        still include padded positions."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         check_flag("output_final_state", output_final_state)
         u = F.relu(self.w_u(x))  # (B, N, 1)
         if torch.is_autocast_enabled(x.device.type):  # the memory in float32 (see the class docstring)
             u = u.float()
             initial_state = None if initial_state is None else initial_state.float()
-        memory, state = lmu_memory(u, self.memory_size, self.theta, initial_state=initial_state,
-                                   output_final_state=True, impl=self.impl)
+        result = lmu_memory(u, self.memory_size, self.theta, initial_state=initial_state,
+                            output_final_state=output_final_state, impl=self.impl,
+                            key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
+        memory, state = result if output_final_state else (result, None)
         h = F.relu(self.w_h(torch.cat([memory.squeeze(2), x], dim=-1)))
         y = self.norm(self.w_o(h).transpose(1, 2)).transpose(1, 2)
         return (y, state) if output_final_state else y
