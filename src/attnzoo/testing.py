@@ -11,6 +11,7 @@ import this module.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import re
@@ -143,6 +144,13 @@ def batch_slice(spec: OpTestSpec, inputs: Inputs, rows: slice) -> Inputs:
             name == "attn_mask" and t.dim() == 4)
 
     return {name: t[rows] if batched(name, t) else t for name, t in inputs.items()}
+
+
+def random_lengths(rnd: random.Random, length: int) -> tuple[int, ...]:
+    """Random lengths of up to 4 packed sequences that add up to ``length`` (a case's ``varlen``)."""
+    cuts = sorted(rnd.sample(range(1, length), rnd.randint(0, min(3, length - 1))))
+    bounds = [0, *cuts, length]
+    return tuple(b - a for a, b in itertools.pairwise(bounds))
 
 
 def without_features(case: Case, features: frozenset[str]) -> dict[str, Any]:

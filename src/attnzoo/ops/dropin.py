@@ -102,11 +102,7 @@ def check_dropin(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
             raise TypeError(f"attn_mask.dtype={attn_mask.dtype}; expected torch.bool (True = take part) or the "
                             f"query's dtype {query.dtype} (additive)")
     if key_padding_mask is not None:
-        if not isinstance(key_padding_mask, torch.Tensor) or tuple(key_padding_mask.shape) != (b, nk) \
-                or key_padding_mask.dtype != torch.bool:
-            shape = tuple(getattr(key_padding_mask, "shape", ())), getattr(key_padding_mask, "dtype", None)
-            raise ValueError(f"key_padding_mask has shape/dtype {shape}; expected torch.bool of shape (B, Nk) = "
-                             f"({b}, {nk}), True = padding")
+        check_key_padding(key_padding_mask, b, nk, "Nk")
     if cu_seqlens is not None:
         check_cu_seqlens(cu_seqlens, b, nq, nk)
     dropout_p = check_real("dropout_p", dropout_p, inclusive=True)
@@ -117,6 +113,20 @@ def check_dropin(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
         if t is not None and t.device != query.device:
             raise ValueError(f"{name} is on {t.device}; expected the query's device {query.device}")
     return DropIn(attn_mask, key_padding_mask, cu_seqlens, enable_gqa, dropout_p, return_weights, cross, gqa)
+
+
+def check_key_padding(key_padding_mask: torch.Tensor, batch: int, tokens: int, axis: str = "N") -> None:
+    """``key_padding_mask`` is a ``torch.bool`` tensor of shape ``(B, tokens)`` (``True`` = padding)."""
+    if not isinstance(key_padding_mask, torch.Tensor) or tuple(key_padding_mask.shape) != (batch, tokens) \
+            or key_padding_mask.dtype != torch.bool:
+        shape = tuple(getattr(key_padding_mask, "shape", ())), getattr(key_padding_mask, "dtype", None)
+        raise ValueError(f"key_padding_mask has shape/dtype {shape}; expected torch.bool of shape (B, {axis}) = "
+                         f"({batch}, {tokens}), True = padding")
+
+
+def sequence_ids(cu_seqlens: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+    """``(N,)``: the index of the packed sequence (``cu_seqlens``) each of ``n`` tokens belongs to."""
+    return torch.bucketize(torch.arange(n, device=device), cu_seqlens[1:].to(device), right=True)
 
 
 def check_cu_seqlens(cu_seqlens: torch.Tensor, batch: int, nq: int, nk: int) -> None:
@@ -142,7 +152,7 @@ def dropin_visibility(pattern: MaskMod | None, dropin: DropIn, shape: tuple[int,
     q = torch.arange(nk - nq, nk, device=device)[:, None]
     kv = torch.arange(nk, device=device)[None, :]
     if dropin.cu_seqlens is not None:
-        seq = torch.bucketize(torch.arange(nk, device=device), dropin.cu_seqlens[1:].to(device), right=True)
+        seq = sequence_ids(dropin.cu_seqlens, nk, device)
         start = dropin.cu_seqlens.to(device)[seq]
         visible = (seq[q] == seq[kv])[None, None]
         q, kv = q - start[q], kv - start[kv]

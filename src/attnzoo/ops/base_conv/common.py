@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from attnzoo.ops.dropin import check_cu_seqlens
+from attnzoo.ops.dropin import check_cu_seqlens, check_key_padding
 from attnzoo.ops.lightning.sequences import packed_as_batch
 from attnzoo.registry import FLOAT_DTYPES
 
@@ -82,11 +82,7 @@ def check_sequence_dropin(x: torch.Tensor, key_padding_mask: torch.Tensor | None
     b, n = x.shape[:2]
     features = set()
     if key_padding_mask is not None:
-        if not isinstance(key_padding_mask, torch.Tensor) or tuple(key_padding_mask.shape) != (b, n) \
-                or key_padding_mask.dtype != torch.bool:
-            shape = tuple(getattr(key_padding_mask, "shape", ())), getattr(key_padding_mask, "dtype", None)
-            raise ValueError(f"key_padding_mask has shape/dtype {shape}; expected torch.bool of shape (B, N) = "
-                             f"({b}, {n}), True = padding")
+        check_key_padding(key_padding_mask, b, n)
         features.add("key_padding")
     if cu_seqlens is not None:
         check_cu_seqlens(cu_seqlens, b, n, n)
@@ -100,11 +96,6 @@ def check_sequence_dropin(x: torch.Tensor, key_padding_mask: torch.Tensor | None
 def zero_padded(x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
     """``x`` ``(B, N, C)`` with the tokens of ``key_padding_mask`` (``True`` = padding) set to zero."""
     return x if key_padding_mask is None else torch.where(key_padding_mask[..., None], 0, x)
-
-
-def sequence_ids(cu_seqlens: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
-    """``(N,)``: the packed sequence of each token."""
-    return torch.bucketize(torch.arange(n, device=device), cu_seqlens[1:].to(device), right=True)
 
 
 def per_sequence(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Tensor:

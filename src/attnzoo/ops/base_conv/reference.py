@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attnzoo.ops.base_conv.common import sequence_ids
+from attnzoo.ops.dropin import sequence_ids
 
 
 def causal_conv_reference(x: torch.Tensor, kernel: torch.Tensor,

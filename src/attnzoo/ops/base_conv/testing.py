@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from itertools import pairwise
 from typing import Any
 
 import torch
@@ -17,6 +16,7 @@ from attnzoo.testing import (
     bad_layer_option,
     case_future_mask,
     flag_error_inputs,
+    random_lengths,
     random_tensor,
     register_spec,
 )
@@ -50,10 +50,7 @@ def random_sequence_dropin(rnd: random.Random, case: dict[str, Any]) -> dict[str
     """``case`` with key padding (probability 0.3) and packed sequences (0.3; then batch 1 and no states)."""
     case["key_padding"] = rnd.random() < 0.3
     if rnd.random() < 0.3:
-        cuts = sorted(rnd.sample(range(1, case["length"]), rnd.randint(0, min(3, case["length"] - 1))))
-        bounds = [0, *cuts, case["length"]]
-        case.update(batch=1, initial_state=False, final_state=False,
-                    varlen=tuple(b - a for a, b in pairwise(bounds)))
+        case.update(batch=1, initial_state=False, final_state=False, varlen=random_lengths(rnd, case["length"]))
     return case
 
 

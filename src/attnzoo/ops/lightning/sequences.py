@@ -27,7 +27,7 @@ from itertools import pairwise
 
 import torch
 
-from attnzoo.ops.dropin import DropIn, check_dropin
+from attnzoo.ops.dropin import DropIn, check_dropin, sequence_ids
 
 
 def check_linear_dropin(op: str, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
@@ -69,7 +69,7 @@ def drop_padded(key: torch.Tensor, value: torch.Tensor,
 
 def same_sequence(cu_seqlens: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
     """``(N, N)`` boolean: tokens ``i`` and ``j`` lie in the same packed sequence."""
-    seq = torch.bucketize(torch.arange(n, device=device), cu_seqlens[1:].to(device), right=True)
+    seq = sequence_ids(cu_seqlens, n, device)
     return seq[:, None] == seq[None, :]
 
 

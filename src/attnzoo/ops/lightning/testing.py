@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import random
-from itertools import pairwise
 from typing import Any
 
 import torch
 
 from attnzoo.ops.lightning.functional import VARIANT_NAME
 from attnzoo.registry import NotSupportedError
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, case_future_mask, \
-    dropin_options, flag_error_inputs, int_error_inputs, random_tensor, register_spec
+from attnzoo.testing import (
+    Case,
+    ErrorInput,
+    Inputs,
+    OpTestSpec,
+    bad_layer_option,
+    case_future_mask,
+    dropin_options,
+    flag_error_inputs,
+    int_error_inputs,
+    random_lengths,
+    random_tensor,
+    register_spec,
+)
 
 
 def sequence_inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator, state_dim: int,
@@ -41,10 +52,7 @@ def random_dropin(rnd: random.Random, case: dict[str, Any]) -> dict[str, Any]:
         case.update(kv_heads=kv_heads, heads=kv_heads * rnd.randint(1, 3))
     case["key_padding"] = rnd.random() < 0.2
     if rnd.random() < 0.2:
-        cuts = sorted(rnd.sample(range(1, case["length"]), rnd.randint(0, min(3, case["length"] - 1))))
-        bounds = [0, *cuts, case["length"]]
-        case.update(batch=1, initial_state=False, final_state=False,
-                    varlen=tuple(b - a for a, b in pairwise(bounds)))
+        case.update(batch=1, initial_state=False, final_state=False, varlen=random_lengths(rnd, case["length"]))
     return case
 
 
