@@ -413,8 +413,10 @@ def slow_half_precision(facts: CallFacts) -> str | None:
     """Why this call's dtype runs much slower than float32 here (half precision on a CPU without AVX-512), or
     ``None``. ``auto`` does not upcast behind the caller's back: it says so, once per variant and dtype, as a
     warning (and :func:`explain` says so every time)."""
+    if facts.device != "cpu" or facts.dtype not in HALF_PRECISION:
+        return None
     capability = torch.backends.cpu.get_cpu_capability()
-    if facts.device != "cpu" or facts.dtype not in HALF_PRECISION or capability not in SLOW_HALF_CPU_CAPABILITIES:
+    if capability not in SLOW_HALF_CPU_CAPABILITIES:
         return None
     return (f"{facts.dtype} on this CPU (torch kernels at {capability}, no AVX-512) runs matrix multiplies far "
             "slower than float32 (measured 15-28x for 2-D neighborhood attention): cast the inputs to float32 "
