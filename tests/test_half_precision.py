@@ -9,15 +9,14 @@ import pytest
 import torch
 
 import attnzoo
-from attnzoo import registry
 from attnzoo.ops import sliding_window_attention
-from attnzoo.registry import CallFacts
+from attnzoo.registry import CallFacts, dispatch
 
 
 @pytest.fixture
 def avx2(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    monkeypatch.setattr(registry, "_WARNED_HALF", set())
+    monkeypatch.setattr(dispatch, "_WARNED_HALF", set())
 
 
 def test_explain_and_a_single_warning_on_avx2(avx2: None) -> None:
@@ -34,7 +33,7 @@ def test_explain_and_a_single_warning_on_avx2(avx2: None) -> None:
 @pytest.mark.parametrize("capability", ["AVX512", "AVX2"])
 def test_nothing_is_said_in_float32_or_with_avx512(monkeypatch: pytest.MonkeyPatch, capability: str) -> None:
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
-    monkeypatch.setattr(registry, "_WARNED_HALF", set())
+    monkeypatch.setattr(dispatch, "_WARNED_HALF", set())
     dtype = torch.float32 if capability == "AVX2" else torch.bfloat16
     q = torch.randn(1, 2, 16, 8, dtype=dtype)
     assert "note:" not in attnzoo.explain("sliding_window_attention", CallFacts.of([q]))

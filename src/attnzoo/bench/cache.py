@@ -6,7 +6,7 @@ A row's key (:func:`row_key`) holds:
 * ``sources``: a hash of the source its numbers depend on (:func:`source_hash`). For our implementations, the
   ``.py`` files of the mechanism's folder ``attnzoo/ops/<mechanism>/`` (found from the registered
   implementations' modules), the shared paths :data:`SHARED_SOURCES` (``ops/tiled.py``, ``ops/dense.py``,
-  ``ops/flex.py``, ``ops/dropin.py``, ``masks.py``, ``registry.py``) and the ``attnzoo/bench`` package itself;
+  ``ops/flex.py``, ``ops/dropin.py``, ``masks.py``, the ``registry`` package) and the ``attnzoo/bench`` package itself;
   for a peer or baseline row (an implementation the variant does not register: ``dense-sdpa``, ``natten``, ...),
   the shared paths and the bench package, plus the peer's installed version (:data:`PEER_PACKAGES`);
 * the torch version, the machine kind (CPU model, best vector ISA and its levels, torch's CPU capability), the
@@ -46,7 +46,7 @@ FORMAT = 1
 """Version of the entry format; part of every key, so a change of format misses every old entry."""
 PACKAGE = Path(__file__).resolve().parent.parent
 """``src/attnzoo``."""
-SHARED_SOURCES = ("ops/tiled.py", "ops/dense.py", "ops/flex.py", "ops/dropin.py", "masks.py", "registry.py")
+SHARED_SOURCES = ("ops/tiled.py", "ops/dense.py", "ops/flex.py", "ops/dropin.py", "masks.py", "registry")
 """Paths (under ``attnzoo/``) every row depends on, besides the ``bench`` package."""
 PEER_PACKAGES = {"natten": "natten", "local-attention": "local-attention", "fla naive (reference)": "fla-core"}
 """Peer implementation name of a case -> the distribution whose installed version is part of its key."""
@@ -69,6 +69,11 @@ def _files_hash(paths: Iterable[Path]) -> str:
 
 def _py_files(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.py"))
+
+
+def _shared_files(path: Path) -> list[Path]:
+    """A shared source: the file itself, or every ``.py`` file of a package folder."""
+    return _py_files(path) if path.is_dir() else [path]
 
 
 def mechanism_folders(case: Case) -> list[str]:
@@ -124,7 +129,8 @@ class _SourceHashes:
 def source_hash(mechanisms: Iterable[str] = ()) -> str:
     """sha256 of the ``.py`` files of ``attnzoo/ops/<m>/`` for each mechanism ``m``, the shared sources
     (:data:`SHARED_SOURCES`) and the ``attnzoo/bench`` package."""
-    paths = [PACKAGE / shared for shared in SHARED_SOURCES] + _py_files(PACKAGE / "bench")
+    paths = [path for shared in SHARED_SOURCES for path in _shared_files(PACKAGE / shared)]
+    paths += _py_files(PACKAGE / "bench")
     for mechanism in mechanisms:
         paths += _py_files(PACKAGE / "ops" / mechanism)
     return _files_hash(paths)
