@@ -19,6 +19,8 @@ FAMILIES: dict[str, str] = {
     "full": "full softmax attention (the baseline every family is measured against)",
     "local": "local and windowed attention",
     "linear": "linear, kernel and recurrent attention",
+    "sparse": "content-sparse, hierarchical and global-token attention",
+    "heads": "head structure and softmax variants (shared K/V heads, gated heads, clipped softmax, positional gates)",
 }
 """The families, in the order ``attnzoo list``, the README and the reports show them, with what they are."""
 
