@@ -21,6 +21,7 @@ from attnzoo.bench.cache import (
     row_key,
 )
 from attnzoo.bench.ours import DENSE_SDPA
+from attnzoo.bench.store import key_digest
 from attnzoo.bench.suites import SUITES
 from attnzoo.bench.suites.local import NeighborhoodSpec
 from attnzoo.bench.table import FULL_COLUMNS, LEADERBOARD_COLUMNS, markdown_table
@@ -107,7 +108,7 @@ def test_corrupt_entry_is_measured_again_with_a_warning(tmp_path: Path, measured
     _run(tmp_path)
     entry = min(tmp_path.glob("*.json"))
     entry.write_text(content)
-    with pytest.warns(UserWarning, match=f"ignoring the unreadable benchmark cache entry {entry}"):
+    with pytest.warns(UserWarning, match=f"ignoring the unreadable cache entry {entry}"):
         doc = _run(tmp_path)
     assert len(measured) == 3 and sorted(_provenance(doc).values()).count(MEASURED_NOW) == 1
     json.loads(entry.read_text())  # rewritten with the new row
@@ -136,7 +137,7 @@ def test_another_isa_misses(tmp_path: Path, measured: list[str], monkeypatch: py
     here = cache_module.machine_kind()
     other = {**here, "isa": "AVX2" if here["isa"] != "AVX2" else "AVX-512"}
     key = row_key(case, {}, "src", here)
-    assert cache_module.key_digest(key) != cache_module.key_digest(row_key(case, {}, "src", other))
+    assert key_digest(key) != key_digest(row_key(case, {}, "src", other))
     _run(tmp_path)
     monkeypatch.setattr(cache_module, "vector_isa", lambda: {"isa": other["isa"], "isa_levels": [other["isa"]],
                                                              "torch_cpu_capability": here["torch_cpu_capability"]})

@@ -23,11 +23,8 @@ them); rows skipped before any call (``case.skip``) cost nothing and are not cac
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, fields
@@ -40,9 +37,10 @@ import torch
 from attnzoo.bench.case import Case
 from attnzoo.bench.machine import cpu_model, vector_isa
 from attnzoo.bench.results import CaseResult, ModeResult
+from attnzoo.bench.store import EntryStore, json_safe, provenance
 
 CACHE_ENV = "ATTNZOO_CACHE"
-FORMAT = 1
+FORMAT = 2
 """Version of the entry format; part of every key, so a change of format misses every old entry."""
 PACKAGE = Path(__file__).resolve().parent.parent
 """``src/attnzoo``."""
@@ -151,17 +149,12 @@ def _device(device: str) -> dict[str, Any]:
     return {"device": device}
 
 
-def _json_safe(value: Any) -> Any:
-    """A JSON value of ``value`` (unknown objects by ``repr``), so every key serialises the same way."""
-    return json.loads(json.dumps(value, sort_keys=True, default=repr))
-
-
 def row_key(case: Case, settings: dict[str, Any], sources: str, machine: dict[str, Any] | None = None
             ) -> dict[str, Any]:
     """Everything the measured row of ``case`` depends on (see the module docstring)."""
     workload = case.workload
     peer = PEER_PACKAGES.get(case.impl) if not is_ours(case) else None
-    return _json_safe({
+    return json_safe({
         "format": FORMAT,
         "sources": sources,
         "peer": None if peer is None else {peer: _version(peer)},
@@ -179,11 +172,6 @@ def row_key(case: Case, settings: dict[str, Any], sources: str, machine: dict[st
     })
 
 
-def key_digest(key: dict[str, Any]) -> str:
-    """The entry's file stem: sha256 of the key's canonical JSON."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
 def _row_from(data: dict[str, Any]) -> CaseResult:
     known = {f.name for f in fields(CaseResult)}
     row = CaseResult(**{name: value for name, value in data.items() if name in known and name != "modes"})
@@ -198,26 +186,21 @@ def _cacheable(row: CaseResult) -> bool:
 
 
 class RowCache:
-    """The cache folder of a run: ``lookup`` a case's row, ``store`` a measured one.
+    """The cache folder of a run (an :class:`~attnzoo.bench.store.EntryStore`): ``lookup`` a case's row, ``store``
+    a measured one.
 
     The folder is created and checked writable when opened (``ValueError`` naming it otherwise, before
     anything is measured); ``fresh`` ignores every existing entry (and overwrites it with the new row).
     """
 
     def __init__(self, folder: str | os.PathLike[str] | None = None, *, fresh: bool = False) -> None:
-        self.folder = default_folder() if folder is None else Path(folder)
+        self.store_ = EntryStore(default_folder() if folder is None else folder)
+        self.folder = self.store_.folder
         self.fresh = fresh
         self.reused = 0
         self.measured = 0
         self._sources = _SourceHashes()
         self._machine = machine_kind()
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".attnzoo-write-probe-"):
-                pass
-        except OSError as error:
-            raise ValueError(f"--cache {str(self.folder)!r} is not a writable folder ({error.strerror or error}); "
-                             "expected a folder that can be created and written to, or pass --no-cache") from None
 
     def key(self, case: Case, settings: dict[str, Any]) -> dict[str, Any]:
         """The key of ``case``'s row under ``settings``."""
@@ -225,24 +208,21 @@ class RowCache:
 
     def path(self, key: dict[str, Any]) -> Path:
         """The entry file of ``key``."""
-        return self.folder / f"{key_digest(key)}.json"
+        return self.store_.path(key)
 
     def lookup(self, key: dict[str, Any]) -> CaseResult | None:
         """The cached row of ``key`` with its provenance, or ``None`` (missing, ``fresh``, or a corrupt entry,
         which is warned about and left to be overwritten)."""
-        path = self.path(key)
-        if self.fresh or not path.exists():
+        entry = None if self.fresh else self.store_.load(key)
+        if entry is None:
             return None
         try:
-            entry = json.loads(path.read_text())
-            if entry["key"] != key:
-                raise ValueError("its stored key differs from the row's")
-            row = _row_from(entry["row"])
-            row.provenance = f"reused from {entry['measured_at']} on {entry['key']['machine']['cpu']}"
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            warnings.warn(f"ignoring the unreadable benchmark cache entry {path} ({type(error).__name__}: "
+            row = _row_from(entry["payload"])
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            warnings.warn(f"ignoring the unreadable benchmark cache entry {self.path(key)} ({type(error).__name__}: "
                           f"{error}); measuring the row again", stacklevel=2)
             return None
+        row.provenance = provenance(entry)
         self.reused += 1
         return row
 
@@ -252,22 +232,9 @@ class RowCache:
         self.measured += 1
         if not _cacheable(row):
             return
-        from attnzoo.train.checkpoint import atomic_write
-
         data = asdict(row)
         data["provenance"] = None
-        entry = {"key": key, "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                 "row": data}
-        path = self.path(key)
-
-        def write(tmp: str) -> None:
-            Path(tmp).write_text(json.dumps(entry, indent=1) + "\n")
-
-        try:
-            atomic_write(path, write)
-        except OSError as error:
-            warnings.warn(f"could not write the benchmark cache entry {path} ({error}); the row is kept in this "
-                          "run only", stacklevel=2)
+        self.store_.save(key, data)
 
     def summary(self) -> dict[str, Any]:
         """The cache's line in the run's ``machine`` record."""

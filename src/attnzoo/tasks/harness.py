@@ -161,17 +161,8 @@ def evaluate_mixers(task: QualityTask, mixers: Sequence[str], train_config: Trai
     except ImportError as error:
         raise ImportError("progress bars need tqdm, an optional extra: pip install 'attnzoo[progress]'") from error
     for mixer in tqdm(options, desc=f"{task.name} mixers", disable=not progress, dynamic_ncols=True):
-        torch.manual_seed(train_config.seed)
-        model = task.build_model(mixer, options[mixer])
-        start = time.perf_counter()
-        result = train(model, task.batch, task.loss,
-                       replace(train_config, out_dir=str(out / "runs" / task.name / mixer)), resume=resume,
-                       run_settings=run_settings(task, mixer, options[mixer]))
-        train_time = time.perf_counter() - start
-        rows.append({"mixer": mixer, "params": sum(p.numel() for p in model.parameters()),
-                     "steps": train_config.steps, "train_time_s": train_time,
-                     "train_items_per_s": result.steps_run * task.items_per_batch / train_time,
-                     **task.score(model), "mixer_kwargs": options[mixer]})
+        rows.append(train_and_score(task, mixer, options[mixer], train_config, out / "runs" / task.name / mixer,
+                                    resume=resume))
     if not is_main_process():  # under torchrun every rank trains and scores; rank 0 alone writes the report
         return rows
     out.mkdir(parents=True, exist_ok=True)
@@ -181,6 +172,21 @@ def evaluate_mixers(task: QualityTask, mixers: Sequence[str], train_config: Trai
     (out / f"{task.name}.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     write_markdown(out / f"{task.name}.md", task, rows, train_config, command)
     return rows
+
+
+def train_and_score(task: QualityTask, mixer: str, options: Mapping[str, Any], train_config: TrainConfig,
+                    run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """One mixer's run on a prepared ``task``: seed, build, train (checkpoints under ``run_dir``), score; its row
+    (see :func:`evaluate_mixers`). The unit of work of ``attnzoo compare``'s quality jobs."""
+    torch.manual_seed(train_config.seed)
+    model = task.build_model(mixer, options)
+    start = time.perf_counter()
+    result = train(model, task.batch, task.loss, replace(train_config, out_dir=str(run_dir)), resume=resume,
+                   run_settings=run_settings(task, mixer, options))
+    train_time = time.perf_counter() - start
+    return {"mixer": mixer, "params": sum(p.numel() for p in model.parameters()), "steps": train_config.steps,
+            "train_time_s": train_time, "train_items_per_s": result.steps_run * task.items_per_batch / train_time,
+            **task.score(model), "mixer_kwargs": dict(options)}
 
 
 def task_settings(task: QualityTask) -> dict[str, Any]:
