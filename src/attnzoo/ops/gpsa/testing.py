@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -42,7 +43,8 @@ def _random_case(rnd: random.Random) -> dict[str, Any]:
             "head_dim": rnd.randint(1, 9), "gate_shift": rnd.uniform(-3, 3), "return_weights": rnd.random() < 0.25}
 
 
-def _bad(name: str, make: Any) -> Any:  # noqa: ANN401
+def _bad(name: str, make: Callable[[Inputs], object]) -> Callable[[Inputs], Inputs]:
+    """The inputs with ``name`` replaced by ``make(inputs)``."""
     return lambda inputs: {**inputs, name: make(inputs)}
 
 
