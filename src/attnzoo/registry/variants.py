@@ -54,6 +54,10 @@ class Variant:
     fit_options: Callable[[tuple[int, ...], int], dict[str, Any]] | None = None
     aliases: tuple[str, ...] = ()
     """Other names :func:`get_variant` (and so :func:`create`) resolves to this variant (``"softmax"``)."""
+    compare_default: bool = False
+    """Whether the variant represents its family in ``attnzoo compare``'s default (budgeted) run, which measures
+    the representatives first (:mod:`attnzoo.compare.jobs`); a family declaring none is represented by its
+    first variant."""
 
     def __post_init__(self) -> None:
         if "reference" not in self.implementations:

@@ -46,4 +46,5 @@ register(Variant(
     layer=LightningAttention,
     layer_layout=TOKENS,
     layer_defaults={"dim": 32, "num_heads": 4},
+    compare_default=True,
 ))

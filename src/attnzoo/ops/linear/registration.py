@@ -22,4 +22,5 @@ register(Variant(
     layer=LinearAttention,
     layer_layout=TOKENS,
     layer_defaults={"dim": 32, "num_heads": 4},
+    compare_default=True,
 ))

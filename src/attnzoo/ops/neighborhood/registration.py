@@ -62,5 +62,6 @@ for _ndim in (1, 2, 3):
         layer=_LAYERS[_ndim],
         layer_layout=_LAYOUTS[_ndim][1],
         layer_defaults={"dim": 32, "num_heads": 4, "kernel_size": 5},
+        compare_default=_ndim == 2,
         fit_options=fit_options,
     ))

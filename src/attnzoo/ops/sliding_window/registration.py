@@ -74,6 +74,7 @@ register(Variant(
     layer=SlidingWindowAttention,
     layer_layout=TOKENS,
     layer_defaults={**_LAYER_DEFAULTS, "window": 16},
+    compare_default=True,
     fit_options=_fit_window,
 ))
 

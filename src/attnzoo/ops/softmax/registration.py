@@ -35,4 +35,5 @@ register(Variant(
     layer_layout=TOKENS,
     layer_defaults={"dim": 32, "num_heads": 4},
     aliases=("softmax",),
+    compare_default=True,
 ))
