@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnzoo.layers.cache import RecurrentStateCache, check_cache, layer_place
 from attnzoo.layers.checks import check_layer_input
 from attnzoo.layers.options import ShowsOptions
 from attnzoo.ops.lmu.functional import lmu_memory
@@ -28,6 +29,11 @@ class LMUMixer(ShowsOptions, nn.Module):
     makes it causal always. Linear layers use the official ``trunc_normal_(std=0.02)``, zero bias. Under
     ``torch.autocast`` the memory is computed in float32 (``u`` and ``initial_state`` upcast explicitly): the
     default ``impl="fft"`` declares float32/float64 only, and the linear maps around it follow autocast.
+
+    Decoding: ``new_cache`` makes a :class:`~attnzoo.layers.cache.RecurrentStateCache` of the ``(1, memory_size)``
+    memory; ``forward(x, cache=...)`` starts from it and stores the memory after the last token (as
+    ``initial_state`` / ``output_final_state``, which it then refuses). With ``batch_norm`` it needs eval mode
+    (in training the statistics span the tokens of the call, so pieces would not give the whole's output).
     """
 
     def __init__(self, dim: int, memory_size: int | None = None, theta: float = 128.0, batch_norm: bool = True,
@@ -45,15 +51,35 @@ class LMUMixer(ShowsOptions, nn.Module):
             nn.init.trunc_normal_(linear.weight, std=0.02)
             nn.init.zeros_(linear.bias)
 
+    def new_cache(self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+                  max_length: int | None = None) -> RecurrentStateCache:
+        """A zero :class:`~attnzoo.layers.cache.RecurrentStateCache` of the ``(1, memory_size)`` memory per
+        sequence (dtype and device default to the layer's)."""
+        dtype, device = layer_place(self, dtype, device)
+        return RecurrentStateCache(self, batch_size, (1, self.memory_size), dtype, device, max_length)
+
     def forward(self, x: torch.Tensor, initial_state: torch.Tensor | None = None,
                 output_final_state: bool = False, key_padding_mask: torch.Tensor | None = None,
-                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                cu_seqlens: torch.Tensor | None = None, cache: RecurrentStateCache | None = None
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(B, N, C)`` -> ``(B, N, C)`` (and the memory after the last token with
         ``output_final_state``); ``key_padding_mask`` / ``cu_seqlens`` go to :func:`lmu_memory` (a padded token
         feeds nothing into the memory; packed sequences start from an empty one). The batch norm's statistics
-        still include padded positions."""
+        still include padded positions. With ``cache`` (:meth:`new_cache`), ``x`` is the next ``N`` tokens after
+        those the cached memory summarises."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout="(B, N, C)")
         check_flag("output_final_state", output_final_state)
+        if cache is not None:
+            check_cache(self, cache, RecurrentStateCache, x, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
+            if initial_state is not None or output_final_state:
+                raise ValueError("initial_state / output_final_state with a cache: the cache holds the memory; pass "
+                                 "one or the other")
+            if self.training and isinstance(self.norm, nn.BatchNorm1d):
+                raise ValueError("LMUMixer with batch_norm=True in training mode cannot decode with a cache (the "
+                                 "batch statistics span the tokens of each call); call .eval() first")
+            y, state = self.forward(x, cache.initial_state, True)
+            cache.update(state, x.shape[1])
+            return y
         u = F.relu(self.w_u(x))  # (B, N, 1)
         if torch.is_autocast_enabled(x.device.type):  # the memory in float32 (see the class docstring)
             u = u.float()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnzoo.layers.cache import KVCache, check_cache, layer_place
 from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.layers.options import ShowsOptions
@@ -21,6 +22,10 @@ class SoftmaxAttention(ShowsOptions, nn.Module):
     baseline (its ``MHA`` with a causal mask); ``is_causal=False`` is full bidirectional attention, as the ViT
     ``Attention`` block. ``dropout`` is attention dropout (zoology uses 0.1), applied during training only.
     ``impl`` picks the op's implementation (``"auto"``: SDPA). Time ``O(N² C)``.
+
+    Decoding (causal only): ``new_cache`` makes a :class:`~attnzoo.layers.cache.KVCache` (``num_heads`` heads of
+    ``head_dim``, ``2 · num_heads · head_dim`` values per token), ``forward(x, cache=cache)`` attends the new
+    tokens to every cached key (the op's causal mask is bottom-right aligned) in ``O(T (L + T) C)``.
     """
 
     def __init__(self, dim: int, num_heads: int = 1, is_causal: bool = True, qkv_bias: bool = True,
@@ -35,12 +40,29 @@ class SoftmaxAttention(ShowsOptions, nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
+    def new_cache(self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+                  max_length: int | None = None) -> KVCache:
+        """An empty :class:`~attnzoo.layers.cache.KVCache` for ``forward(x, cache=...)`` (dtype and device
+        default to the layer's); ``ValueError`` for a bidirectional layer, whose outputs need later tokens."""
+        if not self.is_causal:
+            raise ValueError(f"{type(self).__name__} with is_causal=False cannot decode with a cache: each output "
+                             "depends on later tokens; build it with is_causal=True")
+        dtype, device = layer_place(self, dtype, device)
+        return KVCache(self, batch_size, self.num_heads, self.head_dim, dtype=dtype, device=device,
+                       max_length=max_length)
+
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+                cu_seqlens: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
         """``x``: ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding) and packed
-        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`."""
+        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`. With ``cache`` (from :meth:`new_cache`), ``x`` holds the
+        next ``N`` tokens after those cached: the cache takes their keys and values, and the output equals the
+        last ``N`` rows of a forward over the whole sequence."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout=f"(B, N, C={self.dim})")
+        if cache is not None:
+            check_cache(self, cache, KVCache, x, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
+        if cache is not None:
+            k, v = cache.update(k, v)
         out = softmax_attention(q, k, v, self.is_causal, self.scale, self.impl,
                                 dropout_p=self.dropout if self.training else 0.0,
                                 key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnzoo.layers.cache import LayerCache
+
 
 class Block(nn.Module):
     """Pre-norm residual block: ``x + mixer(norm1(x))``, then ``x + mlp(norm2(x))`` (no MLP if ``mlp_ratio=0``).
@@ -25,9 +27,10 @@ class Block(nn.Module):
         self.mlp: nn.Module | None = (nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
                                       if hidden else None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, *tokens, C) -> (B, *tokens, C)``."""
-        out = self.mixer(self.norm1(x))
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        """``(B, *tokens, C) -> (B, *tokens, C)``; ``cache`` (the mixer's decoding cache,
+        :mod:`attnzoo.layers.cache`) goes to the mixer when given, so ``x`` is then the next tokens after it."""
+        out = self.mixer(self.norm1(x)) if cache is None else self.mixer(self.norm1(x), cache=cache)
         out = out[0] if isinstance(out, tuple) else out
         if out.shape != x.shape:
             raise ValueError(f"mixer {type(self.mixer).__name__} returned shape {tuple(out.shape)} for input "

@@ -10,17 +10,23 @@ Zoology's Figure 2 runs drop the MLP (``state_mixer = Identity``): ``mlp_ratio=0
 ``k``-tap filter), the "Hybrid" stem of zoology's Based configurations: it binds each token to its
 predecessors, so the mixers after it only have to do the recall (MQAR then trains in hundreds of steps
 instead of tens of thousands).
+
+Decoding: :meth:`CausalLanguageModel.new_cache` makes a :class:`~attnzoo.models.generation.ModelCache` (one cache
+per block, :mod:`attnzoo.layers.cache`), ``forward(tokens, cache=cache)`` reads the next tokens after it (the
+position embedding offset by what the cache holds), and :meth:`CausalLanguageModel.generate` runs prefill and
+token-by-token decoding (:func:`attnzoo.models.generation.generate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from attnzoo.models.block import Block
+from attnzoo.models.generation import ModelCache, generate, new_model_cache
 from attnzoo.models.mixers import SEQUENCE_LAYOUT, SOFTMAX, mixer_factory
 
 __all__ = ["SOFTMAX", "Block", "CausalLanguageModel", "mixer_factory"]
@@ -71,23 +77,55 @@ class CausalLanguageModel(nn.Module):
         if tie_weights:
             self.head.weight = self.token_embedding.weight
 
-    def forward(self, tokens: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+    def new_cache(self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+                  max_length: int | None = None) -> ModelCache:
+        """An empty decoding cache for ``forward(tokens, cache=...)``: one per block, from each mixer's
+        ``new_cache`` (:func:`~attnzoo.models.generation.new_model_cache`; ``NotSupportedError`` names a mixer
+        that cannot decode)."""
+        return new_model_cache(self, batch_size, dtype, device, max_length)
+
+    def forward(self, tokens: torch.Tensor, at: torch.Tensor | None = None,
+                cache: ModelCache | None = None) -> torch.Tensor:
         """``tokens``: ``(B, N)`` int64 -> logits ``(B, N, vocab_size)``; logits at ``t`` use tokens ``<= t``.
 
         ``at``: an optional ``(B, N)`` bool mask; then only the logits of those positions are computed and
         returned, ``(at.sum(), vocab_size)`` in row-major order. Tasks scored at a few positions (MQAR's queries)
         skip the ``N x vocab`` head GEMM and softmax elsewhere, which dominate a small model's cost.
+        ``cache`` (:meth:`new_cache`): ``tokens`` are the next ``N`` tokens after the ``cache.length`` it holds
+        (positions ``cache.length ..``); it is updated, and the logits equal those of a forward over the whole
+        sequence at these positions.
         """
         if at is not None and (at.shape != tokens.shape or at.dtype != torch.bool):
             raise ValueError(f"at must be a bool mask of the tokens' shape {tuple(tokens.shape)}, got "
                              f"{at.dtype} {tuple(at.shape)}")
+        start = 0
+        if cache is not None:
+            if not isinstance(cache, ModelCache):
+                raise TypeError(f"cache={type(cache).__name__}: expected a ModelCache (model.new_cache(...))")
+            cache.check(self, tokens)
+            start = cache.length
         x = self.token_embedding(tokens)
         if self.position_embedding is not None:
-            length = tokens.shape[1]
+            length = start + tokens.shape[1]
             if length > self.position_embedding.num_embeddings:
                 raise ValueError(f"sequence length {length} exceeds max_position_embeddings="
                                  f"{self.position_embedding.num_embeddings}")
-            x = x + self.position_embedding(torch.arange(length, device=tokens.device))
-        for block in self.blocks:
-            x = block(x)
+            x = x + self.position_embedding(torch.arange(start, length, device=tokens.device))
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache.layers[i])
+        if cache is not None:
+            cache.length += tokens.shape[1]
         return self.head(self.norm(x if at is None else x[at]))
+
+    def generate(self, tokens: torch.Tensor, max_new_tokens: int, *, do_sample: bool = False,
+                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 generator: torch.Generator | None = None, stop_tokens: int | Sequence[int] | None = None,
+                 pad_token: int | None = None, use_cache: bool = True, prefill_chunk_size: int | None = None,
+                 progress: bool = False, return_logits: bool = False
+                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Prefill ``tokens`` ``(B, N)`` and decode up to ``max_new_tokens`` more, greedy or sampled:
+        :func:`attnzoo.models.generation.generate`, whose docstring describes every option."""
+        return generate(self, tokens, max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k,
+                        top_p=top_p, generator=generator, stop_tokens=stop_tokens, pad_token=pad_token,
+                        use_cache=use_cache, prefill_chunk_size=prefill_chunk_size, progress=progress,
+                        return_logits=return_logits)
