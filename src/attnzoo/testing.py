@@ -124,11 +124,13 @@ def random_tensor(shape: Sequence[int], dtype: torch.dtype, device: str, generat
 
 
 FEATURE_KEYS: dict[str, str] = {"kv_heads": "gqa", "kv_length": "cross", "key_padding": "key_padding",
-                                "attn_mask": "attn_mask", "varlen": "varlen", "return_weights": "weights"}
+                                "attn_mask": "attn_mask", "varlen": "varlen", "return_weights": "weights",
+                                "top_k": "top_k"}
 """Case keys that make a case use a drop-in feature (:data:`attnzoo.registry.FEATURES`): ``kv_heads`` (fewer
 key/value heads), ``kv_length`` (longer keys than queries), ``key_padding`` (a random ``key_padding_mask``),
 ``attn_mask`` (``"bool"`` or ``"float"``, with ``attn_mask_shape`` ``"full"`` (B, Hq, Nq, Nk), ``"batch"``
-(B, 1, Nq, Nk) or ``"plain"`` (Nq, Nk)), ``varlen`` (the packed sequences' lengths) and ``return_weights``."""
+(B, 1, Nq, Nk) or ``"plain"`` (Nq, Nk)), ``varlen`` (the packed sequences' lengths), ``return_weights`` and
+``top_k`` (the op's own ``top_k``)."""
 
 
 def case_features(case: Case) -> frozenset[str]:

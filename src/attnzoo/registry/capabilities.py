@@ -71,6 +71,7 @@ FEATURES: dict[str, str] = {
     "gqa": "fewer key/value heads than query heads (enable_gqa=True)",
     "dropout": "attention dropout (dropout_p > 0)",
     "weights": "return_weights=True",
+    "top_k": "keeping only the top_k highest-scoring keys of each query (top_k)",
 }
 """The features a call may use, each declared per implementation in :attr:`Capabilities.features`."""
 
