@@ -20,9 +20,11 @@ Half K dim and augmented Q (the feed-forward layer that maps ``d_hk`` to the que
 parameters, and live in :class:`attnzoo.layers.DiffQKVAttention`; this op takes keys already in the query's
 head dim.
 
-Implementations: ``grouped`` (:mod:`.grouped`: each group of query heads that shares a K head is one batched GEMM
-against that head, the probabilities regrouped by V head for the second GEMM; no repeated K or V is formed) and
-``reference`` (:mod:`.reference`: K and V index-expanded to every query head by Eq. 3, the dense drop-in oracle,
+Implementations, in ``auto``'s order: ``sdpa`` (:mod:`.sdpa`: the groups of query heads that share a head of the
+scarcer of K and V folded into the batch, the shared head a stride-0 view, one SDPA flash call with ``enable_gqa``;
+no ``top_k``, no weights, first-order backward), ``grouped`` (:mod:`.grouped`: each group of query heads that shares
+a K head is one batched GEMM against that head, the probabilities regrouped by V head for the second GEMM; every
+option, any-order autograd); neither forms K or V repeated to the query heads; and ``reference`` (:mod:`.reference`: K and V index-expanded to every query head by Eq. 3, the dense drop-in oracle,
 the top-k V rows gathered explicitly). Verified: equal forward and backward in float64 and float32 on the cases of
 ``testing.py``; reductions to MHA / GQA / ``repeat_interleave``, exact top-k at ``k = Nk`` and Hugging Face
 ``LlamaAttention`` in ``tests/test_diffqkv.py``. No official DiffQKV code exists (the paper's Appendix E shows only
@@ -87,7 +89,7 @@ def diffqkv_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     over all its visible keys (selective V fetching; a query that sees fewer keys uses them all). Drop-in options
     (:mod:`attnzoo.ops.dropin`): ``attn_mask``, ``key_padding_mask``, packed ``cu_seqlens``, ``return_weights``
     (then ``(out, weights)``, the weights actually applied, zero outside the selected keys). A query that sees no
-    key outputs zeros. ``impl``: ``"auto"``, ``"grouped"`` or ``"reference"``. Time O(Hq · Nq · Nk · (D + Dv)),
+    key outputs zeros. ``impl``: ``"auto"``, ``"sdpa"``, ``"grouped"`` or ``"reference"``. Time O(Hq · Nq · Nk · (D + Dv)),
     memory O(Hq · Nq · Nk) for the scores.
 
     >>> import torch
@@ -109,6 +111,7 @@ def diffqkv_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     if top_k is not None and top_k > key.shape[2]:
         raise ValueError(f"top_k={top_k!r}: expected at most the number of keys Nk={key.shape[2]} (top_k = Nk is "
                          "exact attention)")
+    features = dropin.features | ({"top_k"} if top_k is not None else set())
     implementation = select_implementation("diffqkv_attention", impl, CallFacts.of(
-        [query, key, value], causal=is_causal, features=dropin.features, length=key.shape[2]))
+        [query, key, value], causal=is_causal, features=features, length=key.shape[2]))
     return implementation.fn(query, key, value, is_causal=is_causal, scale=scale, top_k=top_k, dropin=dropin)

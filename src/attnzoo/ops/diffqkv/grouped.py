@@ -7,8 +7,8 @@ way by value head, ``(B, Hv, r_v · Nq, Nk) @ value``. K and V are read in place
 (the reference's index-expansion and HF's ``repeat_kv`` copy them ``Hq / Hk`` and ``Hq / Hv`` times). ``top_k``
 keeps, per query, the ``top_k`` highest scores among the visible keys (``torch.topk`` then a boolean scatter)
 and zeroes the other weights before the second GEMM. Plain autograd (any order). Time O(Hq Nq Nk (D + Dv)),
-memory O(Hq Nq Nk) for scores and probabilities (as the reference; SDPA's flash kernel has no head sharing
-that differs between K and V).
+memory O(Hq Nq Nk) for scores and probabilities, as the reference: the path for ``top_k`` and weights, which
+need the scores; without them ``impl="sdpa"`` (:mod:`.sdpa`) is faster.
 """
 
 from __future__ import annotations
@@ -41,19 +41,26 @@ def diffqkv_grouped(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                     top_k: int | None = None,
                     dropin: DropIn = DropIn()) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """See the module. Masks as :func:`attnzoo.ops.dropin.dropin_visibility` (the reference's); a query that sees
-    no key outputs zeros with zero gradients."""
+    no key outputs zeros with zero gradients. With no mask but the causal one (which leaves every query a key)
+    the scores are masked in place and nothing else is checked."""
     b, hq, nq, _ = query.shape
     nk = key.shape[2]
-    check_dense_size("the dense score matrix", (b, hq, nq, nk), query.dtype, "impl='grouped' forms it too")
+    check_dense_size("the dense score matrix", (b, hq, nq, nk), query.dtype, "impl='sdpa', without top_k")
     scores = grouped_scores(query, key, scale)
-    if dropin.attn_mask is not None and dropin.attn_mask.dtype != torch.bool:
-        scores = scores + dropin.attn_mask
     visible = dropin_visibility(causal_mask_mod if is_causal else None, dropin, (b, hq, nq, nk), query.device)
-    visible = visible & (scores != float("-inf"))  # an additive -inf hides the pair too
-    sees_any = visible.any(-1, keepdim=True)
-    scores = scores.masked_fill(~visible, float("-inf")).masked_fill(~sees_any, 0)
-    probs = torch.softmax(scores, dim=-1) * sees_any
-    if top_k is not None and top_k < nk:
+    masked = dropin.attn_mask is not None or dropin.key_padding_mask is not None or dropin.cu_seqlens is not None
+    if masked:
+        if dropin.attn_mask is not None and dropin.attn_mask.dtype != torch.bool:
+            scores = scores + dropin.attn_mask
+        visible = visible & (scores != float("-inf"))  # an additive -inf hides the pair too
+        sees_any = visible.any(-1, keepdim=True)
+        scores = scores.masked_fill(~visible, float("-inf")).masked_fill(~sees_any, 0)
+        probs = torch.softmax(scores, dim=-1) * sees_any
+    else:
+        if is_causal:
+            scores = scores.masked_fill(~visible, float("-inf"))
+        probs = torch.softmax(scores, dim=-1)
+    if top_k is not None:
         kept = scores.topk(top_k, dim=-1).indices  # hidden keys score -inf (rows that see none: no key kept)
         selected = torch.zeros(scores.shape, dtype=torch.bool, device=query.device).scatter(-1, kept, True)
         visible = visible & selected

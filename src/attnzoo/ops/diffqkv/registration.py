@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT
+from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, CUSTOM_BACKWARD
 from attnzoo.layers.diffqkv import DiffQKVAttention
 from attnzoo.ops.diffqkv.functional import diffqkv_attention
 from attnzoo.ops.diffqkv.grouped import diffqkv_grouped
 from attnzoo.ops.diffqkv.reference import diffqkv_reference
+from attnzoo.ops.diffqkv.sdpa import diffqkv_sdpa
 from attnzoo.registry import SEQUENCE, TOKENS, Implementation, Paper, Variant, register
 
 PAPER = Paper("Sigma: Differential Rescaling of Query, Key and Value for Efficient Language Models", 2025,
               "2501.13629", None)
-FEATURES = AUTOGRAD_ANY_FLOAT.features | {"attn_mask", "key_padding", "varlen", "cross", "weights"}
+SDPA_FEATURES = CUSTOM_BACKWARD.features | {"attn_mask", "key_padding", "varlen", "cross"}
+FEATURES = AUTOGRAD_ANY_FLOAT.features | SDPA_FEATURES | {"weights", "top_k"}
 
 register(Variant(
     name="diffqkv_attention",
@@ -25,6 +27,9 @@ register(Variant(
             "special cases",
     op=diffqkv_attention,
     implementations={
+        "sdpa": Implementation("sdpa", diffqkv_sdpa, replace(CUSTOM_BACKWARD, features=SDPA_FEATURES),
+                               "query-head groups folded into the batch, the shared K (or V) head a stride-0 view, "
+                               "SDPA with enable_gqa; no top_k, no weights"),
         "grouped": Implementation("grouped", diffqkv_grouped, replace(AUTOGRAD_ANY_FLOAT, features=FEATURES),
                                   "one batched GEMM per shared K head, probabilities regrouped per V head; K and V "
                                   "never repeated"),

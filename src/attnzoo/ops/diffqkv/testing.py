@@ -127,7 +127,7 @@ register_spec(OpTestSpec(
     variant="diffqkv_attention",
     cases=CASES,
     tiny_case={"batch": 1, "heads": 2, "k_heads": 1, "v_heads": 2, "grid": (5,), "head_dim": 3, "value_dim": 2,
-               "is_causal": True, "top_k": 2},
+               "is_causal": True},  # every implementation runs it: no top_k (tests/test_diffqkv.py gradchecks that)
     make_inputs=diffqkv_inputs,
     options=_options,
     random_case=_random_diffqkv,
