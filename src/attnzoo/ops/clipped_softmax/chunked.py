@@ -13,7 +13,11 @@ The clip's mask is that of ``torch.clamp``'s own backward (bounds included), so 
 the reference's autograd. (Unlike FlashAttention, ``rowsum(dP ⊙ P)`` is not ``rowsum(dO ⊙ O)``: ``O = C V``,
 not ``P V``.) Causal chunks read only the keys up to their last query (about half the work of the dense
 reference). Time O(Nq · Nk · D) (one more score GEMM in the backward), memory O(M · Nk) per chunk plus
-O(Nq) for ``L``, against the reference's O(Nq · Nk) held by autograd several times over. Drop-in features:
+O(Nq) for ``L``, against the reference's O(Nq · Nk) held by autograd several times over. Measured (forward +
+backward, float32, B=1, H=4, D=64, one thread, process CPU time on a loaded 2-core AMD EPYC, torch 2.13): causal
+N=4096 3.50 s reference / 1.17 s chunked, N=2048 1.08 s / 0.28 s, N=256 8 ms / 7 ms; non-causal N=2048 0.80 s /
+0.52 s; chunks of 128-1024 queries were slower than 64. Peak RSS at causal N=4096 (two threads): 1813 MiB
+reference, 434 MiB chunked. Drop-in features:
 boolean and additive ``attn_mask`` (differentiable), key padding, grouped KV heads (repeated before the chunks),
 longer keys; packed sequences, dropout and weights are the reference's. Half-precision inputs: the GEMMs run in
 their dtype, the scores, probabilities and log-sum-exp in float32 (all in float16, the query gradient was off by
