@@ -276,6 +276,55 @@ def test_layers_take_key_padding_like_the_unpadded_sequence() -> None:
         close(out[:1], layer(x[:1]))
 
 
+# ---- decoding with a cache (attnzoo.layers.cache protocol) -----------------------------------------------------
+
+DECODERS = {
+    "diffqkv_sigma_like": lambda: DiffQKVAttention(48, 8, num_k_heads=2, num_v_heads=4, head_dim_k=3, head_dim_v=6,
+                                                   aug_q_dim=72, top_k=4),
+    "diffqkv_more_k_heads": lambda: DiffQKVAttention(32, 4, num_k_heads=4, num_v_heads=1, impl="grouped"),
+    "diffqkv_reference": lambda: DiffQKVAttention(32, 4, 1, 2, head_dim_k=4, impl="reference"),
+    "gqa": lambda: GroupedQueryAttention(32, 4, 2),
+    "mqa": lambda: GroupedQueryAttention(32, 4, 1),
+}
+
+
+@pytest.mark.parametrize("name", list(DECODERS))
+def test_decoding_token_by_token_and_in_chunks_equals_the_full_forward(name: str) -> None:
+    """float64: one token at a time, and chunks of 4, 1, 1, 5 tokens, give the full causal forward's rows (top-k
+    included: a step sees the same keys as its row of the full forward); the cache holds (Hk Dk + Hv Dv) values
+    per token, keys before the K transform."""
+    torch.manual_seed(0)
+    layer = DECODERS[name]().double()
+    x = torch.randn(2, 11, layer.dim, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x)
+        cache = layer.new_cache(2)
+        steps = torch.cat([layer(x[:, t:t + 1], cache=cache) for t in range(11)], dim=1)
+        chunked_cache = layer.new_cache(2)
+        pieces, start = [], 0
+        for size in (4, 1, 1, 5):
+            pieces.append(layer(x[:, start:start + size], cache=chunked_cache))
+            start += size
+    close(steps, full)
+    close(torch.cat(pieces, dim=1), full)
+    assert cache.length == 11 and cache.keys.shape == (2, layer.num_k_heads, 11, layer.head_dim_k)
+    assert cache.values.shape == (2, layer.num_v_heads, 11, layer.head_dim_v)
+    assert cache.bytes_per_token == layer.kv_cache_bytes_per_token(torch.float64)
+    assert cache.nbytes == cache.nbytes_at(11) == 2 * 11 * layer.kv_cache_bytes_per_token(torch.float64)
+
+
+def test_cache_misuse_is_refused() -> None:
+    layer = DiffQKVAttention(32, 4, 1, 2)
+    with pytest.raises(TypeError, match=r"cache=KVCache: DiffQKVAttention decodes with a DiffQKVCache"):
+        layer(torch.randn(1, 2, 32), cache=SoftmaxAttention(32, 4).new_cache(1))
+    with pytest.raises(ValueError, match=r"key_padding_mask with a cache"):
+        layer(torch.randn(1, 2, 32), key_padding_mask=torch.zeros(1, 2, dtype=torch.bool), cache=layer.new_cache(1))
+    with pytest.raises(ValueError, match=r"is_causal=False cannot decode"):
+        DiffQKVAttention(32, 4, 1, 2, is_causal=False).new_cache(1)
+    with pytest.raises(ValueError, match=r"cache was made for another layer"):
+        GroupedQueryAttention(32, 4, 2)(torch.randn(1, 2, 32), cache=GroupedQueryAttention(32, 4, 2).new_cache(1))
+
+
 # ---- KV-cache cost (Section 3.1, Eq. 1 and 2) ------------------------------------------------------------------
 
 def paper_cost(b: int, s: int, n_hk: int, d_hk: int, n_hv: int, d_hv: int, alpha: float, beta: float) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnzoo.layers.cache import KVCache, check_cache, layer_place
 from attnzoo.layers.checks import check_heads, check_layer_input
 from attnzoo.layers.heads import merge_heads, split_heads
 from attnzoo.layers.options import ShowsOptions
@@ -22,6 +23,33 @@ def check_divides(name: str, heads: int, num_heads: int) -> int:
         raise ValueError(f"{name}={heads}: expected a divisor of num_heads={num_heads} (query head i reads head "
                          f"floor(i * {name} / num_heads), in equal groups)")
     return heads
+
+
+class DiffQKVCache(KVCache):
+    """The decoding cache of :class:`DiffQKVAttention`: past keys ``(B, Hk, L, Dk)`` and values ``(B, Hv, L, Dv)``,
+    K and V with their own head counts (Sigma stores them separately, Section 3.2 "Differential Management of KV
+    Cache"; a :class:`~attnzoo.layers.cache.KVCache` otherwise). Keys are held as projected, before the K
+    transform. ``bytes_per_token = (Hk Dk + Hv Dv) · itemsize``, :func:`attnzoo.ops.kv_cache_bytes_per_token`."""
+
+    def __init__(self, layer: nn.Module, batch_size: int, num_k_heads: int, key_dim: int, num_v_heads: int,
+                 value_dim: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                 max_length: int | None = None) -> None:
+        super().__init__(layer, batch_size, num_k_heads, key_dim, value_dim, dtype, device, max_length)
+        self.num_v_heads = check_int("num_v_heads", num_v_heads)
+        self.values = torch.empty(batch_size, num_v_heads, 0, self.value_dim, dtype=dtype, device=self.device)
+
+    @property
+    def bytes_per_token(self) -> int:
+        return kv_cache_bytes_per_token(self.num_heads, self.key_dim, self.num_v_heads, self.value_dim, self.dtype)
+
+    def update(self, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append ``key`` ``(B, Hk, T, Dk)`` and ``value`` ``(B, Hv, T, Dv)``; return every cached key and value
+        (these ``T`` last) and count the ``T`` tokens as consumed."""
+        self._check_stored("key", key, (self.batch_size, self.num_heads, -1, self.key_dim))
+        self._check_stored("value", value, (self.batch_size, self.num_v_heads, key.shape[2], self.value_dim))
+        self.keys, self.values = torch.cat([self.keys, key], dim=2), torch.cat([self.values, value], dim=2)
+        self.length += key.shape[2]
+        return self.keys, self.values
 
 
 class AugmentedQuery(nn.Module):
@@ -57,6 +85,9 @@ class DiffQKVAttention(ShowsOptions, nn.Module):
     - ``top_k``: selective V fetching (Appendix B.2, "Sel.V-top100"): each query sums the values of its ``top_k``
       highest-scoring keys only, weighted by the softmax over all its keys (:func:`attnzoo.ops.diffqkv_attention`).
       A budget: a sequence of at most ``top_k`` tokens uses every key (exact), as a causal query that sees fewer.
+
+    Decoding (causal only): :meth:`new_cache` makes a :class:`DiffQKVCache` (keys at ``head_dim_k``, before the
+    K transform), ``forward(x, cache=cache)`` attends the new tokens to every cached key.
 
     With ``num_k_heads = num_v_heads`` and no K transform or AugQ this is GQA (MHA when they equal ``num_heads``,
     MQA when 1). ``is_causal`` masks the future; ``impl`` picks the op's implementation. Time
@@ -101,6 +132,17 @@ class DiffQKVAttention(ShowsOptions, nn.Module):
         dtype = self.q_proj.weight.dtype if dtype is None else dtype
         return kv_cache_bytes_per_token(self.num_k_heads, self.head_dim_k, self.num_v_heads, self.head_dim_v, dtype)
 
+    def new_cache(self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+                  max_length: int | None = None) -> DiffQKVCache:
+        """An empty :class:`DiffQKVCache` for ``forward(x, cache=...)`` (dtype and device default to the layer's);
+        ``ValueError`` for a bidirectional layer, whose outputs need later tokens."""
+        if not self.is_causal:
+            raise ValueError(f"{type(self).__name__} with is_causal=False cannot decode with a cache: each output "
+                             "depends on later tokens; build it with is_causal=True")
+        dtype, device = layer_place(self, dtype, device)
+        return DiffQKVCache(self, batch_size, self.num_k_heads, self.head_dim_k, self.num_v_heads, self.head_dim_v,
+                            dtype=dtype, device=device, max_length=max_length)
+
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(B, N, C)`` -> queries ``(B, Hq, N, d_hv)`` (through AugQ), keys ``(B, Hk, N, d_hk)`` as cached (before
         the K transform), values ``(B, Hv, N, d_hv)``."""
@@ -120,9 +162,15 @@ class DiffQKVAttention(ShowsOptions, nn.Module):
                                  key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+                cu_seqlens: torch.Tensor | None = None, cache: DiffQKVCache | None = None) -> torch.Tensor:
         """``x``: ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding) and packed
-        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`."""
+        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`. With ``cache`` (from :meth:`new_cache`), ``x`` holds the
+        next ``N`` tokens after those cached: the cache takes their keys and values, and the output equals the
+        last ``N`` rows of a forward over the whole sequence."""
         check_layer_input(self, x, rank=3, dim=self.dim, layout=f"(B, N, C={self.dim})")
+        if cache is not None:
+            check_cache(self, cache, DiffQKVCache, x, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
         q, k, v = self.project(x)
+        if cache is not None:
+            k, v = cache.update(k, v)
         return self.o_proj(merge_heads(self.attend(q, k, v, key_padding_mask, cu_seqlens)))

@@ -18,8 +18,9 @@ class GroupedQueryAttention(DiffQKVAttention):
     ``enable_gqa``. Projections ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` (Llama's names and layout; no RoPE:
     the layer sees positions only through the causal mask). The special case of :class:`DiffQKVAttention` with
     equal K and V heads and dims (Sigma, Appendix B.1), run on :func:`attnzoo.ops.softmax_attention` with
-    ``enable_gqa`` (SDPA under ``impl="auto"``). ``dropout`` is attention dropout, in training only. Time
-    ``O(N² C)``; K/V cache ``2 · num_kv_heads · head_dim`` values per token.
+    ``enable_gqa`` (SDPA under ``impl="auto"``). ``dropout`` is attention dropout, in training only. Decodes with
+    the same cache (``new_cache``, ``forward(x, cache=cache)``): ``2 · num_kv_heads · head_dim`` values per token.
+    Time ``O(N² C)``.
     """
 
     def __init__(self, dim: int, num_heads: int = 1, num_kv_heads: int | None = None, is_causal: bool = True,
