@@ -76,9 +76,10 @@ def test_the_registry_declares_the_expected_decoding_mixers() -> None:
     assert not can_decode(ShiftedSparseAttention)  # a layer without the protocol is not listed
 
 
-@pytest.mark.parametrize("positions", [0, POSITIONS], ids=["no_positions", "learned_positions"])
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize(("config", "positions"), [(config, POSITIONS) for config in CONFIGS] +
+                         [("softmax_attention", 0), ("lightning_attention", 0)])
 def test_token_by_token_logits_equal_the_full_forward(config: str, positions: int) -> None:
+    """Learned positions (the cache offsets them) for every config; none for two (order from the mixer)."""
     model = _model(*CONFIGS[config], positions=positions)
     tokens = _tokens()
     with torch.no_grad():
@@ -87,6 +88,18 @@ def test_token_by_token_logits_equal_the_full_forward(config: str, positions: in
         steps = torch.cat([model(tokens[:, t:t + 1], cache=cache) for t in range(LENGTH)], dim=1)
     assert cache.length == LENGTH and all(layer.length == LENGTH for layer in cache.layers)
     torch.testing.assert_close(steps, full, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mixer", DECODABLE)
+def test_float32_decoding_is_close_to_the_full_forward(mixer: str) -> None:
+    model = _model(mixer, KWARGS.get(mixer, {})).float()
+    tokens = _tokens()
+    with torch.no_grad():
+        full = model(tokens)
+        cache = model.new_cache(BATCH)
+        assert cache.dtype == torch.float32
+        steps = torch.cat([model(tokens[:, t:t + 1], cache=cache) for t in range(LENGTH)], dim=1)
+    torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
@@ -104,7 +117,7 @@ def test_chunked_prefill_then_steps_equal_the_full_forward(config: str) -> None:
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config", [*DECODABLE, "sliding_window_sinks"])
 def test_generate_with_a_cache_equals_recomputing_the_prefix(config: str) -> None:
     model = _model(*CONFIGS[config])
     prompt = _tokens(length=6)
