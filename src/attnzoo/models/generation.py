@@ -33,7 +33,7 @@ from attnzoo.validation import check_flag, check_int, check_optional_int, check_
 if TYPE_CHECKING:
     from attnzoo.models.language_model import CausalLanguageModel
 
-__all__ = ["ModelCache", "filter_logits", "generate", "new_model_cache"]
+__all__ = ["ModelCache", "filter_logits", "generate", "new_model_cache", "prefill"]
 
 
 class ModelCache:
