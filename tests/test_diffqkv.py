@@ -150,9 +150,10 @@ def test_top_k_of_every_key_is_exact(impl: str, causal: bool) -> None:
 @pytest.mark.parametrize("impl", TOP_K_IMPLS)
 def test_top_k_gradcheck(impl: str) -> None:
     """The contract's gradcheck runs a case every implementation takes (no top_k, which SDPA cannot do)."""
-    inputs = tuple(t.requires_grad_(True) for t in qkv(1, 2, 1, 2, 5, 3, 2, nk=6))
+    inputs = tuple(t.requires_grad_(True) for t in qkv(1, 2, 1, 2, 4, 3, 2, nk=5))
     assert torch.autograd.gradcheck(lambda *t: diffqkv_attention(*t, True, impl=impl, top_k=2), inputs)
-    assert torch.autograd.gradgradcheck(lambda *t: diffqkv_attention(*t, True, impl=impl, top_k=2), inputs)
+    if impl == "grouped":  # declared any-order
+        assert torch.autograd.gradgradcheck(lambda *t: diffqkv_attention(*t, True, impl=impl, top_k=2), inputs)
 
 
 @pytest.mark.parametrize("impl", TOP_K_IMPLS)

@@ -4,9 +4,11 @@ When one of ``Hk``, ``Hv`` divides the other (every configuration of the paper, 
 heads fall into groups that share one head of the scarcer tensor: with ``Hk | Hv`` (Sigma: 4 K, 16 V heads) the
 ``Hq / Hk`` query heads of K head ``c`` read V heads ``c · Hv / Hk ...`` in equal sub-groups. Folding the groups into
 the batch, ``query (B · Hk, Hq / Hk, Nq, D)`` and ``value (B · Hk, Hv / Hk, Nk, Dv)`` are views, and the shared key
-is the stride-0 view ``key (B · Hk, 1, Nk, D).expand(B · Hk, Hv / Hk, Nk, D)``, which SDPA's CPU flash kernel reads in
-place (no copy, checked in ``tests/test_diffqkv.py``); then one :func:`attnzoo.ops.softmax.sdpa.softmax_sdpa`
-call with ``enable_gqa`` inside each group (the mirror image for ``Hv | Hk``). That is Sigma's own route (Appendix
+is the stride-0 view ``key (B · Hk, 1, Nk, D).expand(B · Hk, Hv / Hk, Nk, D)``, which SDPA's CPU flash kernel reads
+through its head stride (``FlashAttentionKernel.cpp`` indexes ``k_data + j · kStrideH``; no aten op copies it, as
+``tests/test_diffqkv.py`` records); then one :func:`attnzoo.ops.softmax.sdpa.softmax_sdpa` call with ``enable_gqa``
+inside each group (the mirror image for ``Hv | Hk``). The backward forms the gradient of the expanded view,
+``Hv / Hk`` copies of the key's size, and sums it. That is Sigma's own route (Appendix
 E shares the scarcer of K and V up to the other's head count, then runs GQA FlashAttention) without the copy
 Appendix E makes. Head counts where neither divides the other (6 query heads over 3 K and 2 V heads; no paper
 uses them) expand both K and V to ``lcm(Hk, Hv)`` heads first. Masks are regrouped with the queries. First-order
