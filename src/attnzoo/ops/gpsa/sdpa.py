@@ -16,7 +16,8 @@ from attnzoo.ops.softmax import softmax_attention
 
 def gpsa_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, pos_weight: torch.Tensor,
               gate: torch.Tensor, scale: float, return_weights: bool = False) -> torch.Tensor:
-    """``(B, H, X, Y, D)`` queries/keys, ``(B, H, X, Y, Dv)`` values -> ``(B, H, X, Y, Dv)``."""
+    """``(B, H, X, Y, D)`` queries/keys, ``(B, H, X, Y, Dv)`` values -> ``(B, H, X, Y, Dv)``. ``return_weights``
+    is always ``False`` here (this path declares no weights: dispatch sends such calls to the reference)."""
     grid = tuple(query.shape[2:4])
     v = value.flatten(2, 3)
     content = softmax_attention(query.flatten(2, 3), key.flatten(2, 3), v, scale=scale, impl="sdpa")
