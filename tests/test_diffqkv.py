@@ -107,7 +107,7 @@ class ShapeRecorder(TorchDispatchMode):
         super().__init__()
         self.shapes: set[tuple[int, ...]] = set()
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, torch.Tensor):

@@ -38,8 +38,7 @@ def grouped_values(probs: torch.Tensor, value: torch.Tensor, visible: torch.Tens
 
 
 def diffqkv_grouped(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, is_causal: bool, scale: float,
-                    top_k: int | None = None,
-                    dropin: DropIn = DropIn()) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                    top_k: int | None, dropin: DropIn) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """See the module. Masks as :func:`attnzoo.ops.dropin.dropin_visibility` (the reference's); a query that sees
     no key outputs zeros with zero gradients. With no mask but the causal one (which leaves every query a key)
     the scores are masked in place and nothing else is checked."""

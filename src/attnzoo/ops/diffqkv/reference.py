@@ -14,8 +14,7 @@ from attnzoo.ops.softmax.functional import causal_mask_mod
 
 
 def diffqkv_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, is_causal: bool, scale: float,
-                      top_k: int | None = None,
-                      dropin: DropIn = DropIn()) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                      top_k: int | None, dropin: DropIn) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``key[:, ⌊i Hk / Hq⌋]`` and ``value[:, ⌊i Hv / Hq⌋]`` for every query head ``i``, then dense softmax
     attention with the causal (bottom-right) mask and the call's drop-in masks. With ``top_k``: the ``top_k``
     largest weights of each query (softmax over every visible key) and their value rows, gathered into

@@ -41,7 +41,7 @@ def _regroup_masks(dropin: DropIn, batch: int, groups: int) -> DropIn:
 
 
 def diffqkv_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, is_causal: bool, scale: float,
-                 top_k: None = None, dropin: DropIn = DropIn()) -> torch.Tensor:
+                 top_k: None, dropin: DropIn) -> torch.Tensor:
     """See the module; ``(B, Hq, Nq, D)``, ``(B, Hk, Nk, D)``, ``(B, Hv, Nk, Dv)`` -> ``(B, Hq, Nq, Dv)``."""
     b, hq, nq, d = query.shape
     hk, nk = key.shape[1], key.shape[2]

@@ -99,7 +99,7 @@ CASES = [
 ]
 
 
-def _with(**shapes: tuple[int, ...]):  # noqa: ANN202
+def _with(**shapes: tuple[int, ...]):
     """An ``inputs`` transform replacing the named inputs by random ones of the given shapes."""
     def change(inputs: Inputs) -> Inputs:
         return {**inputs, **{name: torch.randn(shape, dtype=inputs["query"].dtype) for name, shape in shapes.items()}}
