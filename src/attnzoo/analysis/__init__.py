@@ -1,0 +1,1 @@
+"""Analyses of trained models: activation outliers and post-training quantisation (:mod:`.outliers`)."""
