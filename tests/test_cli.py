@@ -12,6 +12,7 @@ from attnzoo import cli
 from attnzoo.bench import runner
 from attnzoo.bench.ours import DENSE_SDPA
 from attnzoo.bench.suites import SUITES
+from attnzoo.bench.suites import registry as registry_suite
 from attnzoo.bench.suites.linear import LightningSpec
 from attnzoo.bench.suites.local import NeighborhoodSpec
 
@@ -44,17 +45,25 @@ def tiny_suite(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(SUITES, "linear", lambda subset, impls: [
         c for c in LightningSpec(128, heads=2, head_dim=8).cases() if c.impl in (DENSE_SDPA, "chunked")])
     monkeypatch.setattr(runner, "gemm_peak_gflops", lambda: 100.0)
+    # the registry-wide workloads: one tiny variant per family (every variant's would take minutes here)
+    tiny = {"local": "sliding_window_attention", "linear": "linear_attention"}
+    monkeypatch.setattr(registry_suite, "registry_cases", lambda subset, impls, device, family: (
+        registry_suite.variant_cases(attnzoo.get_variant(tiny[family]), "quick", device) if family in tiny else []))
 
 
 @pytest.mark.usefixtures("tiny_suite")
 def test_compare_writes_report_and_plots(tmp_path) -> None:
     out = tmp_path / "tmp"
-    assert cli.main(["compare", "--quick", "--no-quality", "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["compare", "--quick", "--no-quality", "--families", "local,linear", "--out", str(out),
+                     "--no-progress"]) == 0
     report = (out / "report.md").read_text()
     assert report.startswith("<!-- command: attnzoo compare --quick")
     assert "Leaderboard" in report and "na2d 8x8 k3 b1" in report and "lightning 128 b1" in report
+    assert "- **local** (" in report and "for speed `" in report and "What this run covers" in report
     for image in ("speed_local_time.png", "speed_local_memory.png", "speed_linear_time.png"):
         assert (out / image).stat().st_size > 0 and f"({image})" in report
+    plan = json.loads((out / "plan.json").read_text())
+    assert {job["family"] for job in plan["jobs"]} == {"local", "linear"}
 
 
 @pytest.mark.usefixtures("tiny_suite")

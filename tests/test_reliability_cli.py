@@ -22,6 +22,7 @@ def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(attnzoo.bench, "run_cases", forbidden)
     monkeypatch.setattr(attnzoo.tasks.harness, "train", forbidden)
+    monkeypatch.setattr(attnzoo.compare.run, "run_plan", forbidden)  # its worker processes would not see a patch
 
 
 TINY_EVAL = ["eval", "mqar", "--mixers", "softmax", "--seq-len", "16", "--num-kv-pairs", "2", "--vocab-size", "64",
@@ -42,8 +43,15 @@ def test_unknown_impl_names_it_and_the_known_ones(tmp_path: Path, command: list[
 
 @pytest.mark.usefixtures("nothing_runs")
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--mqar-mixers", "softmax,nope"], "unknown mixer 'nope'"),
-    (["--mqar-mixers", "neighborhood_attention_2d"], "layout"),
+    (["--mixers", "softmax,nope"], "--mixers 'nope': no variant named 'nope'"),
+    (["--mixers", ","], "--mixers ',': expected comma-separated names"),
+    (["--tasks", "mqar,nope"], "--tasks 'mqar,nope': unknown \\['nope'\\]"),
+    (["--families", "local,nope"], "--families 'local,nope': unknown family 'nope'"),
+    (["--budget", "soon"], "--budget 'soon': expected a duration such as 90s, 15m"),
+    (["--budget", "1s"], "--budget 1s: below the smallest useful run"),
+    (["--budget", "5m", "--full"], "--full and --budget 5m: give one of them"),
+    (["--workers", "0"], "--workers 0: expected an integer >= 1"),
+    (["--workers", "64"], "--workers 64 x --threads-per-job 1 = 64 threads on"),
     (["--mqar-lr", "-1"], "TrainConfig lr=-1.0: expected a finite number > 0"),
     (["--mqar-lr", "nan"], "TrainConfig lr=nan: expected a finite number > 0"),
     (["--mqar-batch-size", "0"], "MQARTask batch_size=0: expected an integer >= 1"),

@@ -5,7 +5,9 @@
                   [--cache DIR | --no-cache] [--fresh]
     attnzoo bench --op NAME [--batch B] [--heads H] [--length N | --grid X Y] [--head-dim D] [--opt KEY=VALUE ...]
                   [--backward] [--impl NAME ...] [--out DIR] [--device cpu]
-    attnzoo compare [--out reports/compare] [--quick] [--impl NAME ...] [--mqar-steps N] [--no-quality] [--device cpu]
+    attnzoo compare [--out reports/compare] [--budget 15m | --full] [--families A,B] [--tasks A,B] [--mixers A,B]
+                    [--workers N] [--engine local|submitit] [--plan] [--quick] [--impl NAME ...] [--no-quality]
+                    [--no-speed] [--cache DIR | --no-cache] [--fresh] [--device cpu]
     attnzoo eval {mqar,austen,fashion-mnist,pixel-mnist} [--mixers a,b,c] [--steps N] [task settings] [--out DIR]
                  [--device cpu]
 
@@ -18,21 +20,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import sys
 import tempfile
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from attnzoo.bench.suites import suite_cases
 from attnzoo.registry import Variant, families, get_variant, variants
 from attnzoo.train import DiskFullError, NonFiniteLossError, TrainConfig
 
 if TYPE_CHECKING:
-    from attnzoo.tasks.mqar_eval import MQARTask
+    pass
 
 DEFAULT_DEVICE = "cpu"
 INPUT_ERRORS = (ValueError, NonFiniteLossError, DiskFullError)
@@ -119,26 +121,11 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _suite_cases(family: str, subset: str, impls: Collection[str] | None, device: str) -> list:
-    """The benchmark cases of ``family``; ``device`` is passed where the suite takes one (else it must be CPU)."""
-    from attnzoo.bench.suites import SUITES
-
-    if family not in SUITES:
-        raise SystemExit(f"no benchmark suite for family {family!r}; suites: {sorted(SUITES)}")
-    suite = SUITES[family]
-    if "device" in inspect.signature(suite).parameters:
-        return suite(subset, impls, device=device)
-    if torch.device(device).type != "cpu":
-        raise ValueError(f"--device {device!r}: the {family} benchmark suite runs on CPU only (it takes no "
-                         "device); expected 'cpu'")
-    return suite(subset, impls)
-
-
 def known_impls(families_: Sequence[str], subset: str, device: str) -> set[str]:
     """Every implementation name ``--impl`` may give: the registry's and those of the suites' cases (the dense
     baseline and the peer libraries)."""
     registry = {name for variant in variants() for name in variant.implementations}
-    return registry | {case.impl for family in families_ for case in _suite_cases(family, subset, None, device)}
+    return registry | {case.impl for family in families_ for case in suite_cases(family, subset, None, device)}
 
 
 def check_bench_arguments(impls: Sequence[str] | None, families_: Sequence[str], subset: str, device: str) -> None:
@@ -169,7 +156,7 @@ def _run(family: str, subset: str, quick: bool, impls: Sequence[str] | None, pro
     from attnzoo.bench import Settings, run_cases
 
     settings = Settings(target_s=0.2, max_repeats=10) if quick else Settings()
-    return run_cases(_suite_cases(family, subset, impls, device), settings, progress=progress, cache=cache)
+    return run_cases(suite_cases(family, subset, impls, device), settings, progress=progress, cache=cache)
 
 
 def _bench_op(args: argparse.Namespace) -> int:
@@ -235,54 +222,46 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from attnzoo.bench import save
-    from attnzoo.bench.report import speed_sections, write_report
-    from attnzoo.bench.suites import FAMILY_SUITES
+    from attnzoo.bench import Settings
+    from attnzoo.compare.cache import QualityCache
+    from attnzoo.compare.jobs import QualitySettings
+    from attnzoo.compare.plan import parse_budget
+    from attnzoo.compare.run import CompareOptions, compare
 
-    subset = "quick" if args.quick else "compare"
     with reporting("attnzoo compare"):
+        if args.full and args.budget is not None:
+            raise ValueError(f"--full and --budget {args.budget}: give one of them (--full has no budget)")
         out = writable_folder(args.out)
         cache = open_cache(args)
-        check_bench_arguments(args.impl, list(FAMILY_SUITES), subset, args.device)
-        plan = None if args.no_quality else _quality_plan(args)
-    sections, shared = [], []
-    for family in FAMILY_SUITES:
-        doc = _run(family, subset, args.quick, args.impl, not args.no_progress, args.device, cache)
-        save(doc, out / f"speed_{family}.json")
-        leaderboard, plots, *shared = speed_sections(doc, out, f"speed_{family}", leaderboard=True)
-        sections += [leaderboard, plots]
-    with reporting("attnzoo compare"):
-        quality = [] if plan is None else _compare_quality(args, out, *plan)
-    report = write_report(out / "report.md", "attnzoo compare: which attention should I use here?",
-                          quality[:2] + sections + shared + quality[2:], args.command)
-    print(f"wrote {report}")
+        tasks = () if args.no_quality else _names(args.tasks, "--tasks") or QualitySettings.tasks
+        defaults = QualitySettings()
+        quality = dataclasses.replace(defaults, tasks=tasks, mqar_steps=args.mqar_steps, mqar_lr=args.mqar_lr,
+                                      mqar=dataclasses.replace(defaults.mqar, batch_size=args.mqar_batch_size),
+                                      quick=args.quick, device=args.device)
+        options = CompareOptions(
+            out=out, budget_s=None if args.full else parse_budget(args.budget or "15m"),
+            families=_names(args.families, "--families"), quality=quality, mixers=_names(args.mixers, "--mixers"),
+            impls=tuple(args.impl) if args.impl else None, speed=not args.no_speed, workers=args.workers,
+            threads_per_job=args.threads_per_job, engine=args.engine, cache=cache,
+            quality_cache=None if cache is None else QualityCache(cache.folder, fresh=cache.fresh),
+            cost_path=None if cache is None else cache.folder / "compare_costs.json",
+            bench_settings=Settings(target_s=0.2, max_repeats=10) if args.quick else Settings(),
+            device=args.device, progress=not args.no_progress, plan_only=args.plan,
+            write_seed=Path(args.write_seed) if args.write_seed else None, command=args.command)
+        report = compare(options)
+    if report is not None:
+        print(f"wrote {report}")
     return 0
 
 
-def _quality_plan(args: argparse.Namespace) -> tuple[list[str], MQARTask, TrainConfig]:
-    """The mixers, sweep tasks and training config of ``compare``'s MQAR sweep, every setting checked."""
-    from attnzoo.models.mixers import SEQUENCE_LAYOUT, usable_mixers
-    from attnzoo.tasks.mqar_eval import MQARTask
-    from attnzoo.tasks.sweep import COMPARE_SETTINGS, sweep_tasks
-
-    mixers = ([name.strip() for name in args.mqar_mixers.split(",") if name.strip()] if args.mqar_mixers
-              else usable_mixers((SEQUENCE_LAYOUT,), causal=True))
-    task = MQARTask(train_examples=10_000, test_examples=500, batch_size=args.mqar_batch_size)
-    train_config = TrainConfig(steps=args.mqar_steps // 3 if args.quick else args.mqar_steps, lr=args.mqar_lr,
-                               warmup_steps=args.mqar_steps // 10, progress=False, device=args.device)
-    sweep_tasks(mixers, COMPARE_SETTINGS[:2] if args.quick else COMPARE_SETTINGS, task)
-    return mixers, task, train_config
-
-
-def _compare_quality(args: argparse.Namespace, out: Path, mixers: list[str], task: MQARTask,
-                     train_config: TrainConfig) -> list:
-    """Run the MQAR sweep of ``compare`` and return its report sections."""
-    from attnzoo.tasks.sweep import COMPARE_SETTINGS, mqar_sweep, quality_sections
-
-    settings = COMPARE_SETTINGS[:2] if args.quick else COMPARE_SETTINGS
-    rows = mqar_sweep(mixers, settings, task, train_config, out / "mqar", progress=not args.no_progress,
-                      command=args.command)
-    return quality_sections(rows, out, task, train_config)
+def _names(text: str | None, flag: str) -> tuple[str, ...] | None:
+    """A comma-separated flag's names (``None`` when not given); ``ValueError`` when given but empty."""
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise ValueError(f"{flag} {text!r}: expected comma-separated names")
+    return names
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -401,19 +380,42 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--no-cache", action="store_true", help="neither read nor write the row cache")
         _add_device(command, "device to measure (and, for compare, train) on")
         if name == "compare":
-            command.add_argument("--mqar-steps", type=int, default=400,
-                                 help="training steps per MQAR run of the quality sweep (default: 400)")
-            command.add_argument("--mqar-lr", type=float, default=1e-2,
-                                 help="peak learning rate of the MQAR runs (default: 1e-2, the top of Zoology's "
-                                      "sweep: softmax reaches 99.9%% at 256 tokens in 400 steps of 32)")
-            command.add_argument("--mqar-batch-size", type=int, default=32,
-                                 help="examples per MQAR training step (default: 32)")
-            command.add_argument("--mqar-mixers", metavar="A,B,C",
-                                 help="mixers of the quality sweep (default: every causal sequence mixer)")
-            command.add_argument("--no-quality", action="store_true", help="speed and memory only")
+            _add_compare_arguments(command)
         command.set_defaults(handler=handler)
     _add_eval_parsers(sub)
     return parser
+
+
+def _add_compare_arguments(command: argparse.ArgumentParser) -> None:
+    from attnzoo.compare.engine import ENGINES
+    from attnzoo.compare.jobs import QUALITY_TASKS
+
+    command.add_argument("--budget", metavar="TIME", default=None,
+                         help="wall-time budget (15m, 1h, 90s; default 15m): the plan keeps the jobs that fit, "
+                              "every family's representatives first; the report lists what it left out")
+    command.add_argument("--full", action="store_true", help="run every job of the chosen families (no budget)")
+    command.add_argument("--families", metavar="A,B", help="only these families (default: every family)")
+    command.add_argument("--tasks", metavar="A,B",
+                         help=f"quality tasks (default: {','.join(QUALITY_TASKS)}; MQAR and Austen train the causal "
+                              "sequence mixers, Fashion-MNIST the spatial ones)")
+    command.add_argument("--mixers", metavar="A,B", help="only these mixers in the quality rows (softmax always)")
+    command.add_argument("--workers", type=int, default=None,
+                         help="training processes (default: one per core at --threads-per-job)")
+    command.add_argument("--threads-per-job", type=int, default=None, help="threads of each training job (default 1)")
+    command.add_argument("--engine", choices=ENGINES, default="local",
+                         help="where training jobs run: local processes, or a Slurm cluster through submitit "
+                              "(extra attnzoo[cluster])")
+    command.add_argument("--plan", action="store_true", help="print and write the plan (plan.json), run nothing")
+    command.add_argument("--write-seed", metavar="FILE", default=None,
+                         help="after the run, write this machine's job costs as a seed cost book (maintainers)")
+    command.add_argument("--mqar-steps", type=int, default=400,
+                         help="training steps per MQAR run (default: 400)")
+    command.add_argument("--mqar-lr", type=float, default=1e-2,
+                         help="peak learning rate of the MQAR runs (default: 1e-2, the top of Zoology's sweep: "
+                              "softmax reaches 99.9%% at 256 tokens in 400 steps of 32)")
+    command.add_argument("--mqar-batch-size", type=int, default=32, help="examples per MQAR training step (default: 32)")
+    command.add_argument("--no-quality", action="store_true", help="speed and memory only")
+    command.add_argument("--no-speed", action="store_true", help="quality only")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

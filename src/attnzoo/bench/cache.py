@@ -75,12 +75,17 @@ def _shared_files(path: Path) -> list[Path]:
 
 
 def mechanism_folders(case: Case) -> list[str]:
-    """The ``attnzoo/ops/<mechanism>`` folders of the case's variant (from its registered implementations'
+    """The ``attnzoo/ops/<mechanism>`` folders of the case's variant (:func:`variant_folders`)."""
+    return variant_folders(case.workload.variant)
+
+
+def variant_folders(name: str) -> list[str]:
+    """The ``attnzoo/ops/<mechanism>`` folders of variant ``name`` (from its registered implementations'
     modules); empty when the variant is not registered or lives elsewhere."""
     from attnzoo.registry import get_variant
 
     try:
-        variant = get_variant(case.workload.variant)
+        variant = get_variant(name)
     except KeyError:
         return []
     found = set()
@@ -124,11 +129,12 @@ class _SourceHashes:
         return self._memo[folders]
 
 
-def source_hash(mechanisms: Iterable[str] = ()) -> str:
+def source_hash(mechanisms: Iterable[str] = (), packages: Iterable[str] = ("bench",)) -> str:
     """sha256 of the ``.py`` files of ``attnzoo/ops/<m>/`` for each mechanism ``m``, the shared sources
-    (:data:`SHARED_SOURCES`) and the ``attnzoo/bench`` package."""
+    (:data:`SHARED_SOURCES`) and the ``attnzoo/<p>`` package for each of ``packages``."""
     paths = [path for shared in SHARED_SOURCES for path in _shared_files(PACKAGE / shared)]
-    paths += _py_files(PACKAGE / "bench")
+    for package in packages:
+        paths += _py_files(PACKAGE / package)
     for mechanism in mechanisms:
         paths += _py_files(PACKAGE / "ops" / mechanism)
     return _files_hash(paths)

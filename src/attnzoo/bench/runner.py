@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -179,9 +180,11 @@ def _row(case: Case, settings: Settings, references: _References, cache: RowCach
 
 
 def run_cases(cases: Sequence[Case], settings: Settings = Settings(), *, progress: bool = True,
-              cache: RowCache | None = None) -> dict[str, Any]:
+              cache: RowCache | None = None, on_row: Callable[[Case, CaseResult, float], None] | None = None
+              ) -> dict[str, Any]:
     """Measure the GEMM peak, then every case (reusing the rows ``cache`` has for the same key, storing the
-    others there); returns the run's JSON document (see :mod:`.results`)."""
+    others there); returns the run's JSON document (see :mod:`.results`). ``on_row(case, row, seconds)`` is
+    called as each case finishes, with its wall time (``attnzoo compare`` keeps it as the case's cost)."""
     machine = describe_machine()
     machine["compile_cache"] = "fresh (cold) inductor cache" if settings.cold_compile else "as found"
     machine["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
@@ -196,7 +199,10 @@ def run_cases(cases: Sequence[Case], settings: Settings = Settings(), *, progres
         bar = tqdm(cases, desc="bench", unit="case", disable=not progress)
         for case in bar:
             bar.set_postfix_str(f"{case.workload.name} [{case.impl}]")
+            start = time.perf_counter()
             rows.append(_row(case, settings, references, cache))
+            if on_row is not None:
+                on_row(case, rows[-1], time.perf_counter() - start)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     machine["cache"] = "none" if cache is None else cache.summary()
     add_derived(rows, peak)

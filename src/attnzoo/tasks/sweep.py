@@ -1,62 +1,24 @@
-"""An MQAR sweep over sequence lengths for many mixers, and its report: the quality half of ``attnzoo compare``.
+"""The MQAR rows of ``attnzoo compare`` across sequence lengths, as a leaderboard and two plots.
 
-:func:`mqar_sweep` runs :class:`~attnzoo.tasks.MQARTask` at each ``(seq_len, num_kv_pairs)`` setting for every
-mixer with the same training budget (each setting's runs under ``out_dir/L<seq_len>/``) and returns the rows,
-each with its ``seq_len`` and ``num_kv_pairs``. :func:`quality_sections` turns them into the report's
-leaderboard (accuracy per length, training throughput at the longest length) and two plots: accuracy against
-sequence length, and accuracy against training throughput at the longest length (both measured on the same
-runs, so they answer "how much recall do I give up for how much speed" on one piece of work).
+Rows are MQAR results (``mixer``, ``seq_len``, ``num_kv_pairs``, ``test_accuracy``, ``train_items_per_s``,
+``params``), possibly not every mixer at every length (the compare budget may leave some out: their cells say
+"—"). :func:`mqar_sections` gives the leaderboard (accuracy per length, training throughput at the mixer's
+longest length) and two plots: accuracy against sequence length, and accuracy against training throughput at
+the longest length (both measured on the same runs, so they answer "how much recall do I give up for how much
+speed" on one piece of work).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from attnzoo.bench.plots import pyplot
 from attnzoo.bench.report import Section
-from attnzoo.tasks.harness import evaluate_mixers, resolve_mixer_options
-from attnzoo.tasks.mqar_eval import MQARTask
-from attnzoo.train import TrainConfig
 
 COMPARE_SETTINGS: tuple[tuple[int, int], ...] = ((64, 4), (128, 8), (256, 16))
 """(seq_len, num_kv_pairs) of the sweep in ``attnzoo compare``: Zoology's Figure 2 settings up to 256."""
-
-
-def sweep_tasks(mixers: Sequence[str], settings: Sequence[tuple[int, int]], task: MQARTask) -> list[MQARTask]:
-    """``task`` at each ``(seq_len, num_kv_pairs)`` setting, every mixer checked usable at every one of them
-    (``ValueError`` naming the problems before anything trains)."""
-    if not settings:
-        raise ValueError("no (seq_len, num_kv_pairs) settings given")
-    tasks = [replace(task, seq_len=seq_len, num_kv_pairs=pairs) for seq_len, pairs in settings]
-    for setting in tasks:
-        resolve_mixer_options(setting, mixers)
-    return tasks
-
-
-def mqar_sweep(mixers: Sequence[str], settings: Sequence[tuple[int, int]], task: MQARTask,
-               train_config: TrainConfig, out_dir: str | Path, *, progress: bool = True,
-               command: str | None = None) -> list[dict[str, Any]]:
-    """Run ``task`` (its ``seq_len`` / ``num_kv_pairs`` replaced per setting) for every mixer at every setting.
-
-    Writes each setting's ``mqar.json`` / ``mqar.md`` under ``out_dir/L<seq_len>/`` and the rows of all of them
-    to ``out_dir/mqar_sweep.json``; returns those rows (``seq_len`` and ``num_kv_pairs`` added). Every mixer is
-    checked at every setting first (:func:`sweep_tasks`).
-    """
-    out = Path(out_dir)
-    rows: list[dict[str, Any]] = []
-    for setting in sweep_tasks(mixers, settings, task):
-        seq_len, pairs = setting.seq_len, setting.num_kv_pairs
-        found = evaluate_mixers(setting, mixers, train_config, out / f"L{seq_len}", progress=progress,
-                                command=command)
-        rows += [{"seq_len": seq_len, "num_kv_pairs": pairs, **row} for row in found]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "mqar_sweep.json").write_text(json.dumps({"command": command, "train_config": train_config.to_dict(),
-                                                     "rows": rows}, indent=2, default=str) + "\n")
-    return rows
 
 
 def _by_mixer(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, Mapping[str, Any]]]:
@@ -67,18 +29,22 @@ def _by_mixer(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, Mapping[
 
 
 def leaderboard(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Markdown: a row per mixer (best accuracy at the longest length first), a column per length, then the
-    training throughput (tokens/s) and parameter count at the longest length."""
+    """Markdown: a row per mixer (best accuracy at the longest length first; a mixer without that length after
+    those with it), a column per length ("—" where the mixer did not run), then the training throughput
+    (tokens/s) and parameter count at the mixer's longest length."""
     lengths = sorted({r["seq_len"] for r in rows})
-    longest = lengths[-1]
     table = _by_mixer(rows)
-    order = sorted(table, key=lambda m: -table[m][longest]["test_accuracy"])
+
+    def rank(mixer: str) -> tuple[float, ...]:
+        return tuple(-table[mixer][n]["test_accuracy"] if n in table[mixer] else 1.0 for n in reversed(lengths))
+
+    order = sorted(table, key=rank)
     pairs = {r["seq_len"]: r["num_kv_pairs"] for r in rows}
-    header = ["mixer", *(f"acc L={n} ({pairs[n]} kv)" for n in lengths), f"train tokens/s L={longest}", "params"]
+    header = ["mixer", *(f"acc L={n} ({pairs[n]} kv)" for n in lengths), "train tokens/s (longest L)", "params"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for mixer in order:
-        accs = [f"{100 * table[mixer][n]['test_accuracy']:.1f}%" for n in lengths]
-        last = table[mixer][longest]
+        accs = [f"{100 * table[mixer][n]['test_accuracy']:.1f}%" if n in table[mixer] else "—" for n in lengths]
+        last = table[mixer][max(table[mixer])]
         lines.append("| " + " | ".join([mixer, *accs, f"{last['train_items_per_s']:,.0f}", f"{last['params']:,}"])
                      + " |")
     return "\n".join(lines)
@@ -128,17 +94,10 @@ def plot_quality_vs_throughput(rows: Sequence[Mapping[str, Any]], path: Path) ->
     return path
 
 
-def quality_sections(rows: Sequence[Mapping[str, Any]], out_dir: Path, task: MQARTask,
-                     train_config: TrainConfig) -> list[Section]:
-    """The report's quality sections: leaderboard, the two plots, and the settings."""
+def mqar_sections(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Section]:
+    """The report's MQAR sections: the leaderboard and the two plots (drawn into ``out_dir``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     images = [plot_accuracy_vs_length(rows, out_dir / "mqar_accuracy_vs_length.png").name,
               plot_quality_vs_throughput(rows, out_dir / "mqar_quality_vs_throughput.png").name]
-    settings = task.settings_markdown(train_config).replace(
-        f"(seq_len {task.seq_len}, {task.num_kv_pairs} kv pairs)",
-        "(seq_len, kv pairs) in " + ", ".join(f"({r['seq_len']}, {r['num_kv_pairs']})"
-                                              for r in rows if r["mixer"] == rows[0]["mixer"]))
     return [Section("Leaderboard: quality (MQAR recall, CPU training budget)", leaderboard(rows)),
-            Section("Quality plots", "Throughput is measured on the same training runs (2 CPU threads).", images),
-            Section("Quality settings", settings + "\n- per-setting tables: `mqar/L*/mqar.md`; all rows: "
-                                                   "`mqar/mqar_sweep.json`")]
+            Section("Quality plots", "Throughput is measured on the same training runs.", images)]

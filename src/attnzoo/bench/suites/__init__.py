@@ -5,7 +5,7 @@ useful-FLOP counts); ``all`` is the registry-wide suite (:mod:`.registry`): ever
 test spec's benchmark case, every implementation of it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from attnzoo.bench.case import Case
 from attnzoo.bench.suites.linear import linear_cases
@@ -17,4 +17,26 @@ FAMILY_SUITES: dict[str, Callable[..., list[Case]]] = {"local": local_cases, "li
 implementation of every variant; ``attnzoo bench --family all`` measures those)."""
 SUITES: dict[str, Callable[..., list[Case]]] = {**FAMILY_SUITES, SUITE: family_suite(None)}
 
-__all__ = ["FAMILY_SUITES", "SUITES"]
+
+
+def suite_cases(family: str, subset: str, impls: Collection[str] | None, device: str) -> list[Case]:
+    """The benchmark cases of ``family``: its hand-written suite in :data:`SUITES`, else the registry-wide
+    suite of that family; ``device`` is passed where the suite takes one (else it must be CPU)."""
+    import inspect
+
+    import torch
+
+    from attnzoo.registry import families
+
+    if family not in SUITES and family not in families():
+        raise SystemExit(f"no benchmark suite for family {family!r}; suites: {sorted({*SUITES, *families()})}")
+    suite = SUITES[family] if family in SUITES else family_suite(family)
+    if "device" in inspect.signature(suite).parameters:
+        return suite(subset, impls, device=device)
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"--device {device!r}: the {family} benchmark suite runs on CPU only (it takes no "
+                         "device); expected 'cpu'")
+    return suite(subset, impls)
+
+
+__all__ = ["FAMILY_SUITES", "SUITES", "suite_cases"]
