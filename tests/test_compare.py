@@ -4,6 +4,7 @@ the sequential run's numbers, resuming after an interruption, and the every-fami
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from attnzoo.compare import engine
 from attnzoo.compare.cache import QualityCache
 from attnzoo.compare.costs import CostBook
 from attnzoo.compare.jobs import QualityJob, QualitySettings, SpeedJob, quality_jobs, representatives
+from attnzoo.compare.pace import Pace, trim
 from attnzoo.compare.plan import MARGIN, OVERHEAD_S, make_plan, makespan, parse_budget, wall_time
 from attnzoo.compare.report import coverage, pick_lines
 from attnzoo.compare.run import CompareOptions, compare
@@ -212,3 +214,25 @@ def test_coverage_lists_what_the_budget_left_out() -> None:
         warnings.simplefilter("error")
         assert "every job of the chosen families ran" in coverage(
             make_plan(_jobs(), lambda job: (1.0, "t"), None, 2, lambda job: False), engine.Outcome())
+
+
+def test_pace_projects_at_the_measured_slowdown_and_trim_drops_the_lowest_priority() -> None:
+    pace = Pace(budget_s=100.0, started=time.perf_counter())
+    assert pace.slowdown == 1.0 and pace.fits(90.0)
+    pace.finished(10.0, 30.0)
+    pace.finished(0.0, 5.0)  # a cached job tells nothing
+    assert pace.slowdown == 3.0 and pace.fits(30.0) and not pace.fits(40.0)
+    waiting = make_plan(_jobs(), lambda job: (10.0, "test"), None, 1, lambda job: False).quality()
+    dropped = trim(waiting, pace, lambda queue: 10.0 * len(queue))
+    assert len(waiting) == 3 and all(p.job.tier >= max(w.job.tier for w in waiting) for p in dropped)
+    assert Pace(None).fits(1e9)
+
+
+def test_a_run_slower_than_planned_drops_jobs_to_keep_its_budget(tmp_path: Path) -> None:
+    jobs = quality_jobs(["full", "linear"], replace(TINY, mqar_lengths=((16, 2),)), ["softmax", "linear_attention",
+                                                                                    "lightning_attention"])
+    plan = make_plan(jobs, lambda job: (1e-4, "test"), None, 1, lambda job: False)
+    outcome = engine.run_plan(plan, out_dir=tmp_path, progress=False, pace=Pace(budget_s=0.05))
+    # planned at 0.1 ms a job, each takes > 50 ms: after the first one nothing else fits
+    assert len(outcome.dropped) >= 2 and len(outcome.quality_rows) + len(outcome.dropped) == 3
+    assert "dropped while running to stay in the budget" in coverage(plan, outcome)

@@ -180,11 +180,12 @@ def _row(case: Case, settings: Settings, references: _References, cache: RowCach
 
 
 def run_cases(cases: Sequence[Case], settings: Settings = Settings(), *, progress: bool = True,
-              cache: RowCache | None = None, on_row: Callable[[Case, CaseResult, float], None] | None = None
-              ) -> dict[str, Any]:
+              cache: RowCache | None = None, on_row: Callable[[Case, CaseResult, float], None] | None = None,
+              skip: Callable[[Case], bool] | None = None) -> dict[str, Any]:
     """Measure the GEMM peak, then every case (reusing the rows ``cache`` has for the same key, storing the
     others there); returns the run's JSON document (see :mod:`.results`). ``on_row(case, row, seconds)`` is
-    called as each case finishes, with its wall time (``attnzoo compare`` keeps it as the case's cost)."""
+    called as each case finishes, with its wall time (``attnzoo compare`` keeps it as the case's cost); a case
+    for which ``skip(case)`` is true is neither run nor reported (compare's budget dropped it)."""
     machine = describe_machine()
     machine["compile_cache"] = "fresh (cold) inductor cache" if settings.cold_compile else "as found"
     machine["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
@@ -198,6 +199,8 @@ def run_cases(cases: Sequence[Case], settings: Settings = Settings(), *, progres
             raise ImportError("progress bars need tqdm, an optional extra: pip install 'attnzoo[progress]'") from error
         bar = tqdm(cases, desc="bench", unit="case", disable=not progress)
         for case in bar:
+            if skip is not None and skip(case):
+                continue
             bar.set_postfix_str(f"{case.workload.name} [{case.impl}]")
             start = time.perf_counter()
             rows.append(_row(case, settings, references, cache))

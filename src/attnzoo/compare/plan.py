@@ -44,7 +44,8 @@ class Planned:
 
 @dataclass(frozen=True)
 class Plan:
-    """The jobs to run (``chosen``, in run order: quality first) and those the budget left out."""
+    """The jobs to run (``chosen``, in run order: quality longest first, then speed by tier) and those the budget
+    left out."""
 
     chosen: tuple[Planned, ...]
     left_out: tuple[Planned, ...]
@@ -109,7 +110,7 @@ def make_plan(jobs: Sequence[Job], estimate: Callable[[Job], tuple[float, str]],
         for candidate in _order(planned):
             fits = wall_time([*chosen, candidate], workers) <= budget_s * (1 - MARGIN)
             (chosen if fits or candidate.estimate_s == 0 else left).append(candidate)
-    chosen.sort(key=lambda p: (not isinstance(p.job, QualityJob), -p.estimate_s))
+    chosen.sort(key=lambda p: (0, -p.estimate_s) if isinstance(p.job, QualityJob) else (1, p.job.tier, p.estimate_s))
     return Plan(tuple(chosen), tuple(left), budget_s, workers, wall_time(chosen, workers))
 
 

@@ -68,6 +68,9 @@ def _speed_claim(family: str, doc: Mapping[str, Any] | None) -> list[str]:
     largest = max(r["tokens"] for r in rows)
     best = max((r for r in rows if r["tokens"] == largest), key=lambda r: r["modes"]["forward_backward"]["speedup"])
     mode = best["modes"]["forward_backward"]
+    if mode["speedup"] <= 1:
+        return [f"for speed: no implementation beat its dense baseline in this run (best `{best['variant']}` "
+                f"[{best['impl']}], {mode['speedup']:.2g}x at {best['workload']})"]
     memory = f", {mode['memory_ratio']:.2g}x its peak memory" if mode.get("memory_ratio") else ""
     return [f"for speed `{best['variant']}` [{best['impl']}] ({mode['speedup']:.2g}x the baseline's forward + "
             f"backward at {best['workload']}{memory})"]
@@ -92,22 +95,31 @@ def coverage(plan: Plan, outcome: Outcome) -> str:
     speed_reused = sum(1 for r in speed_rows if (r.get("provenance") or "").startswith("reused"))
     budget = "none (`--full`)" if plan.budget_s is None else f"{plan.budget_s / 60:.1f} min"
     lines = [f"- budget: {budget}; planned {plan.wall_s / 60:.1f} min with {plan.workers} training worker(s); "
-             f"measured: training {outcome.quality_s / 60:.1f} min, speed {outcome.speed_s / 60:.1f} min",
+             f"measured: training {outcome.quality_s / 60:.1f} min, speed {outcome.speed_s / 60:.1f} min; jobs took "
+             f"{outcome.slowdown:.2f}x their estimates",
              f"- quality rows: {len(outcome.quality_rows)} ({reused} reused from the cache, "
              f"{len(outcome.quality_rows) - reused} measured now)",
              f"- speed rows: {len(speed_rows)} ({speed_reused} reused from the cache, "
              f"{len(speed_rows) - speed_reused} measured now)"]
+    if outcome.dropped:
+        lines.append(f"- dropped while running to stay in the budget (jobs ran {outcome.slowdown:.2f}x their "
+                     f"estimates): {len(outcome.dropped)} jobs")
+        lines += _by_family(outcome.dropped)
     if plan.left_out:
-        by_family: dict[str, list[str]] = {}
-        for planned in plan.left_out:
-            by_family.setdefault(planned.job.family, []).append(planned.job.label)
-        lines.append(f"- left out by the budget ({len(plan.left_out)} jobs, ~{sum(p.estimate_s for p in plan.left_out) / 60:.0f} "
-                     "min more; `attnzoo compare --full` or a larger `--budget` runs them):")
-        lines += [f"  - {family}: " + ", ".join(f"`{label}`" for label in labels)
-                  for family, labels in by_family.items()]
-    else:
+        more = sum(p.estimate_s for p in plan.left_out) / 60
+        lines.append(f"- left out by the budget ({len(plan.left_out)} jobs, ~{more:.0f} min more; `attnzoo compare "
+                     "--full` or a larger `--budget` runs them):")
+        lines += _by_family(plan.left_out)
+    if not plan.left_out and not outcome.dropped:
         lines.append("- every job of the chosen families ran")
     return "\n".join(lines)
+
+
+def _by_family(planned: Sequence[Any]) -> list[str]:
+    by_family: dict[str, list[str]] = {}
+    for entry in planned:
+        by_family.setdefault(entry.job.family, []).append(entry.job.label)
+    return [f"  - {family}: " + ", ".join(f"`{label}`" for label in labels) for family, labels in by_family.items()]
 
 
 def quality_task_sections(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Section]:

@@ -22,6 +22,7 @@ from attnzoo.compare.cache import QualityCache
 from attnzoo.compare.costs import CostBook, calibrate, machine_id
 from attnzoo.compare.engine import Outcome, check_engine, run_plan
 from attnzoo.compare.jobs import Job, QualityJob, QualitySettings, check_families, quality_jobs, speed_jobs
+from attnzoo.compare.pace import Pace
 from attnzoo.compare.plan import Plan, make_plan
 from attnzoo.compare.report import coverage, pick_lines, quality_task_sections, speed_family_sections
 
@@ -150,6 +151,7 @@ def plan_summary(plan: Plan) -> str:
 
 def compare(options: CompareOptions) -> Path | None:
     """Run ``attnzoo compare``; the report's path (``None`` with ``plan_only``)."""
+    pace = Pace(options.budget_s)
     workers, threads = workers_and_threads(options)
     jobs = gather_jobs(options)
     costs = CostBook(options.cost_path, machine_id(threads), calibrate(threads))
@@ -162,7 +164,7 @@ def compare(options: CompareOptions) -> Path | None:
     _check_data(plan)
     outcome = run_plan(plan, out_dir=out, engine=options.engine, threads=threads,
                        quality_cache=options.quality_cache, row_cache=options.cache, costs=costs,
-                       bench_settings=options.bench_settings, progress=options.progress)
+                       bench_settings=options.bench_settings, progress=options.progress, pace=pace)
     if options.write_seed is not None:
         options.write_seed.write_text(json.dumps(costs.seed_document(), indent=1, sort_keys=True) + "\n")
     return write_compare_report(plan, outcome, options, threads)
