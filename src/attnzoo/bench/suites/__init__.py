@@ -1,6 +1,6 @@
 """Benchmark suites: ``SUITES[name](subset, impls, device=...)`` returns the cases to run.
 
-``local`` and ``linear`` are the hand-written workloads of those families (realistic sizes, peer libraries,
+``local``, ``linear`` and ``heads`` are the hand-written workloads of those families (realistic sizes, peer libraries,
 useful-FLOP counts); ``all`` is the registry-wide suite (:mod:`.registry`): every registered variant on its
 test spec's benchmark case, every implementation of it.
 """
@@ -8,13 +8,15 @@ test spec's benchmark case, every implementation of it.
 from collections.abc import Callable, Collection
 
 from attnzoo.bench.case import Case
+from attnzoo.bench.suites.heads import heads_cases
 from attnzoo.bench.suites.linear import linear_cases
 from attnzoo.bench.suites.local import local_cases
 from attnzoo.bench.suites.registry import SUITE, family_suite
 
-FAMILY_SUITES: dict[str, Callable[..., list[Case]]] = {"local": local_cases, "linear": linear_cases}
-"""The hand-written family suites, which ``attnzoo compare`` runs (its 15-minute budget has no room yet for every
-implementation of every variant; ``attnzoo bench --family all`` measures those)."""
+FAMILY_SUITES: dict[str, Callable[..., list[Case]]] = {"local": local_cases, "linear": linear_cases,
+                                                      "heads": heads_cases}
+"""The hand-written family suites (realistic sizes, peers): ``attnzoo compare`` runs their workloads at tier 1,
+after each family's representatives on the registry-wide suite (:mod:`attnzoo.compare.jobs`)."""
 SUITES: dict[str, Callable[..., list[Case]]] = {**FAMILY_SUITES, SUITE: family_suite(None)}
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from attnzoo import ops
 from attnzoo.bench.case import Case, Inputs, Workload, attention_flops, select_cases
 from attnzoo.bench.ours import DENSE_SDPA, DEVICE, dense_sdpa_case, flex_block_mask_prepare, registry_case
 from attnzoo.bench.peers import local_attention_case, natten_case
-from attnzoo import ops
 from attnzoo.ops.neighborhood.functional import VARIANT_NAMES, neighborhood_pattern
 from attnzoo.ops.neighborhood.tiled import neighborhood_plan
 
