@@ -13,7 +13,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_holds_the_generated_variants_table() -> None:
     text = README.read_text()
     start, end = text.index(TABLE_START), text.index(TABLE_END) + len(TABLE_END)
-    assert text[start:end] == variants_markdown(), "README variants table is stale: paste `attnzoo list --markdown`"
+    assert text[start:end] == variants_markdown(), \
+        "README variants table is stale: python -c 'import attnzoo.docs as d; d.write_pages()'"
 
 
 def test_generated_table_has_a_row_per_variant_with_its_implementations() -> None:

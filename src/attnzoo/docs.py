@@ -154,9 +154,14 @@ def api_page(package: str) -> str:
 
 
 def write_pages() -> None:
-    """Regenerate the generated pages of the documentation site (run from the repository root)."""
+    """Regenerate the generated pages of the documentation site and the README's variants table (run from the
+    repository root)."""
     from pathlib import Path
 
     Path(VARIANTS_PAGE).write_text(variants_page())
     for path, package in API_PAGES.items():
         Path(path).write_text(api_page(package))
+    readme = Path("README.md")
+    text = readme.read_text()
+    start, end = text.index(TABLE_START), text.index(TABLE_END) + len(TABLE_END)
+    readme.write_text(text[:start] + variants_markdown() + text[end:])
