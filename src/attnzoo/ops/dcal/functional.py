@@ -7,7 +7,7 @@ softmax over all ``N_1 + N_2`` scores, so that attention mass leaks to the distr
 regulariser; the branch shares its weights with self-attention and is removed at inference, see
 :class:`attnzoo.layers.DCALEncoder`). With ``I_2 = I_1`` it is exactly self-attention: each weight halves and
 each value appears twice. Implementations: ``sdpa`` (the two key/value blocks concatenated, one call of the
-softmax op's SDPA path; the copy is O(N D), under 3% of the attention time at ViT sizes, see
+softmax op's SDPA path; the copy is O(N D), under 1% of the attention time at ViT sizes, see
 :mod:`attnzoo.ops.dcal.sdpa`) and ``reference`` (dense scores of the two blocks normalised together, the paper's
 "N+1 self-attention scores and N+1 cross-attention scores"). No official code exists (the catalog found none):
 verified against the paper's equation, by the duplicate-pair and ``-inf``-distractor reductions and against

@@ -5,8 +5,10 @@ a first-order backward).
 Why not two SDPA calls merged by their log-sum-exp (no concatenation)? The concatenation copies
 ``(N1 + N2) · (D + Dv)`` values per head, O(N D) against the O(N² D) attention, and keeps one fused kernel in the
 forward and the backward; the merge would need the kernels' log-sum-exp (a private ATen output on CPU) and a
-hand-written backward through it. Measured (this machine, 2 threads, float32, B=2 H=12 N1=N2=785 D=64, ViT-B at
-448 px): concatenation 0.5 ms against 42 ms for the SDPA call."""
+hand-written backward through it. Measured (AVX-512 AMD EPYC, 2 threads shared with other jobs, float32,
+B=2 H=12 N1=N2=785 D=64, ViT-B at 448 px, medians of 15; ``torch.cat`` of K and V against
+``F.scaled_dot_product_attention`` on the result): concatenation 1.1 ms, SDPA 172 ms, the whole ``sdpa``
+path 191 ms, the dense ``reference`` 834 ms."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ distractors."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,7 +41,7 @@ def _random(rnd: random.Random) -> dict[str, Any]:
             "duplicate": rnd.random() < 0.2}
 
 
-def _set(**changes: Any):  # noqa: ANN202
+def _set(**changes: Callable[[Inputs], Any]) -> Callable[[Inputs], Inputs]:
     return lambda inputs: {**inputs, **{name: change(inputs) for name, change in changes.items()}}
 
 
