@@ -180,6 +180,16 @@ def test_top_r_errors(top_r: object, keep_cls: object, error: type, match: str) 
         select_top_queries(torch.ones(1, 6, 6), top_r, keep_cls)
 
 
+@pytest.mark.parametrize(("rollout", "error", "match"), [
+    (torch.ones(6, 6), ValueError, r"rollout has shape \(6, 6\); expected \(B, N, N\)"),
+    (torch.ones(1, 6, 5), ValueError, r"rollout has shape \(1, 6, 5\); expected \(B, N, N\)"),
+    (np.ones((1, 6, 6)), TypeError, r"rollout must be a torch.Tensor, got ndarray"),
+])
+def test_selection_rollout_errors(rollout: object, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        select_top_queries(rollout, 2)
+
+
 # ---- GLCA ------------------------------------------------------------------------------------------------------
 
 GLCA_CASES = [(1, 1, 1, 8, 1, False), (2, 3, 17, 1, 4, True), (2, 2, 197, 60, 20, True), (3, 2, 40, 8, 40, False)]

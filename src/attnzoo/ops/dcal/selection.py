@@ -29,6 +29,10 @@ def select_top_queries(rollout: torch.Tensor, top_r: int, keep_cls: bool = False
     token to classify): token 0 first, then the ``R`` highest patches ``1..N-1``, ``R' = R + 1``. NaN ranks
     above every number (the sort's order). Not differentiable (indices). Time O(B · N log N).
     """
+    if not isinstance(rollout, torch.Tensor):
+        raise TypeError(f"rollout must be a torch.Tensor, got {type(rollout).__name__}")
+    if rollout.dim() != 3 or rollout.shape[1] != rollout.shape[2]:
+        raise ValueError(f"rollout has shape {tuple(rollout.shape)}; expected (B, N, N), e.g. attention_rollout's")
     check_top_r(top_r, rollout.shape[-1], keep_cls)
     scores = rollout.detach()[:, 0, 1:] if keep_cls else rollout.detach()[:, 0, :]
     order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, :top_r]
