@@ -118,6 +118,8 @@ register_spec(OpTestSpec(
     options=_options,
     random_case=_random_case,
     batched_inputs=("decoder", "encoder", "mask"),
+    # a Pointer Network's batch (the paper's 128 sequences, hidden 256, here 50 inputs and output steps)
+    benchmark_case={"batch": 128, "queries": 50, "keys": 50, "dim": 256, "attn_dim": 256, "mask": True},
     layer_input_shape=(),
     error_inputs=ERROR_INPUTS,
 ))
