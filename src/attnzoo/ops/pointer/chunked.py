@@ -10,6 +10,12 @@ Backward, per chunk with ``t = tanh(q_i + k_j)`` recomputed and ``g_u`` the scor
     dq_i = Σ_j g_u[b,i,j] · (1 - t²) ⊙ v        dk_j += Σ_i g_u[b,i,j] · (1 - t²) ⊙ v
 
 First-order only (gradients of gradients raise :class:`attnzoo.NotSupportedError`; the reference has them).
+
+Measured (``OMP_NUM_THREADS=1 attnzoo bench --op pointer_attention --backward --no-cache``, the spec's benchmark
+case: batch 128, 50 decoder steps x 50 inputs, width 256, masked; float32, one thread, AMD EPYC with AVX-512
+shared with other jobs): forward 575 ms / 32.5 MB peak against the reference's 1.09 s / 638 MB; forward +
+backward 1.46 s / 52 MB against 2.11 s / 939 MB. The time is the tanh of 82M elements; the memory is what
+chunking buys.
 """
 
 from __future__ import annotations
