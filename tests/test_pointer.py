@@ -9,6 +9,7 @@ fixed batch, deterministically) and the task.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import attnzoo
+from attnzoo import cli
 from attnzoo.layers.pointer import PointerAttention
 from attnzoo.models.mixers import SEQUENCE_LAYOUT, usable_mixers
 from attnzoo.models.pointer_network import PointerNetwork
@@ -131,6 +133,46 @@ def test_equation_on_one_entry() -> None:
         torch.testing.assert_close(u[b, i, j], expected, atol=1e-14, rtol=0)
         logits = torch.stack([x["v"] @ torch.tanh(x["w1"].T @ x["encoder"][b, k] + x["w2"].T @ d) for k in range(7)])
         torch.testing.assert_close(pointer_attention(**x)[b, i], logits.softmax(0), atol=1e-14, rtol=0)
+
+
+class PeerAttention(torch.nn.Module):
+    """``Attention`` of shirgur/PointerNet (``PointerNet.py`` at commit c7ed05066fb40d4f1832dd24de28da259293983c, the
+    most used PyTorch Pointer Network; no official code exists), transcribed: ``input_linear`` (Linear with bias) on
+    the decoder state, ``context_linear`` (1x1 Conv1d with bias) on the encoder outputs, ``att = V · tanh(inp +
+    ctx)``, ``-inf`` where ``mask`` (True = excluded), softmax over the inputs (its implicit ``nn.Softmax()`` dim,
+    1 for this 2-D input). Its attention-weighted context output is not a pointer and is left out."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.input_linear = torch.nn.Linear(dim, hidden)
+        self.context_linear = torch.nn.Conv1d(dim, hidden, 1, 1)
+        self.V = torch.nn.Parameter(torch.empty(hidden).uniform_(-1, 1))
+
+    def forward(self, input: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        inp = self.input_linear(input).unsqueeze(2).expand(-1, -1, context.size(1))
+        ctx = self.context_linear(context.permute(0, 2, 1))
+        v = self.V.unsqueeze(0).expand(context.size(0), -1).unsqueeze(1)
+        att = torch.bmm(v, torch.tanh(inp + ctx)).squeeze(1)
+        att = att.masked_fill(mask, float("-inf"))
+        return torch.softmax(att, dim=1)
+
+
+@pytest.mark.parametrize("impl", ["chunked", "reference"])
+def test_equals_the_peer_pointer_attention(impl: str) -> None:
+    """Our op with the peer's weights (its two biases folded in as a constant-1 encoder feature) gives the peer's
+    pointer distribution for each decoder step."""
+    torch.manual_seed(0)
+    peer = PeerAttention(6, 5).double()
+    h, context = torch.randn(4, 6, dtype=torch.float64), torch.randn(4, 9, 6, dtype=torch.float64)
+    excluded = torch.rand(4, 9) < 0.4
+    excluded[:, 0] = False
+    expected = peer(h, context, excluded)
+    w1 = torch.cat([peer.context_linear.weight[:, :, 0].T,
+                    (peer.context_linear.bias + peer.input_linear.bias)[None]])  # (6 + 1, 5)
+    encoder = torch.cat([context, torch.ones(4, 9, 1, dtype=torch.float64)], dim=-1)
+    out = pointer_attention(h[:, None], encoder, w1, peer.input_linear.weight.T, peer.V, mask=~excluded[:, None],
+                            impl=impl)
+    torch.testing.assert_close(out[:, 0], expected, atol=1e-14, rtol=0)
 
 
 def test_one_input_position_gets_probability_one_and_empty_shapes_run() -> None:
@@ -304,6 +346,14 @@ def test_sorting_task_on_the_harness(tmp_path: Path, one_thread: None) -> None:
                         mixer_kwargs={"pointer_attention": {"window": 3}})
     with pytest.raises(ValueError, match="SortingTask length=1: expected an integer >= 2"):
         SortingTask(length=1)
+
+
+def test_attnzoo_eval_sorting(tmp_path: Path, one_thread: None) -> None:
+    argv = ["eval", "sorting", "--mixers", "pointer_attention", "--steps", "2", "--length", "3", "--hidden", "4",
+            "--batch-size", "2", "--test-examples", "4", "--mask-chosen", "--out", str(tmp_path), "--no-progress"]
+    assert cli.main(argv) == 0
+    doc = json.loads((tmp_path / "sorting.json").read_text())
+    assert doc["settings"]["mask_chosen"] is True and doc["rows"][0]["exact_match"] in {0, 0.25, 0.5, 0.75, 1}
 
 
 def test_loss_is_the_cross_entropy_of_every_step() -> None:
