@@ -1,5 +1,9 @@
-"""Sorting numbers with a Pointer Network (Vinyals et al. 2015, arXiv 1506.03134; the paper's simplest task):
+"""Sorting numbers with a Pointer Network (Vinyals et al. 2015, arXiv 1506.03134):
 ``attnzoo eval sorting --mixers pointer_attention``.
+
+The paper names sorting as a problem of its class (outputs that are positions of the input) but its experiments
+are convex hulls, Delaunay triangulations and the TSP (abstract, Sec. 4); it reports no sorting accuracy to
+compare with. Sorting is the simplest task of the class and needs no oracle beyond ``argsort``.
 
 Data (generated, seeded): sequences of ``length`` numbers drawn uniformly from ``[0, 1)``; the target is their
 argsort (the input positions in increasing order of value), so the output "vocabulary" is the input positions.
