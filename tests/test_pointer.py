@@ -214,6 +214,24 @@ def test_layer_is_the_op_with_its_parameters() -> None:
     assert all(p.grad is not None for p in layer.parameters())
 
 
+@pytest.mark.parametrize("impl", ["chunked", "reference"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_layer_under_autocast(impl: str, dtype: torch.dtype) -> None:
+    """float32 parameters, low-precision activations: the op runs in the autocast dtype, close to float32, and
+    gradients reach every parameter in float32."""
+    torch.manual_seed(0)
+    layer = PointerAttention(8, 6, impl=impl)
+    d, e = torch.randn(2, 5, 8), torch.randn(2, 7, 8)
+    weights = torch.randn(2, 5, 7)
+    expected = layer(d, e)
+    with torch.autocast("cpu", dtype=dtype):
+        out = layer(d, e)
+    assert out.dtype == dtype and (out.float() - expected).abs().max() < 1e-2
+    (out.float() * weights).sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 and p.grad.abs().sum() > 0
+               for p in layer.parameters())
+
+
 @pytest.mark.parametrize(("args", "error", "match"), [
     ((torch.randn(2, 4, 7), torch.randn(2, 6, 8)), ValueError, r"decoder: input has shape \(2, 4, 7\), 7 channels"),
     ((torch.randn(2, 4, 8), torch.randn(6, 8)), ValueError, r"encoder: input has shape \(6, 8\) \(2-D\)"),
