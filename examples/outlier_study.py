@@ -53,13 +53,30 @@ def study(task: AustenLMTask, mixer: str, options: dict, config: TrainConfig) ->
 
 def markdown(rows: list[dict], command: str, settings: str) -> str:
     lines = [f"<!-- command: {command} -->", "# Outliers and W8A8 of the Austen byte LM (arXiv 2306.12929 protocol)",
-             "", "| mixer | params | FP bits/byte | W8A8 bits/byte | W8A8 - FP | max FFN inf-norm | avg kurtosis | "
-             "max kurtosis |", "|---|---|---|---|---|---|---|---|"]
+             "", ("| mixer | params | FP bits/byte | W8A8 bits/byte | W8A8 - FP | max FFN inf-norm | avg kurtosis | "
+                  "max kurtosis |"), "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['mixer']} | {r['params']:,} | {r['fp_bits_per_byte']:.3f} | {r['w8a8_bits_per_byte']:.3f}"
-                     f" | {r['w8a8_increase']:+.3f} | {r['max_inf_norm']:.2f} | {r['avg_kurtosis']:.2f} | "
+                     f" | {r['w8a8_increase']:+.4f} | {r['max_inf_norm']:.2f} | {r['avg_kurtosis']:.2f} | "
                      f"{r['max_kurtosis']:.2f} |")
-    return "\n".join(lines + ["", "## Settings", "", settings, ""])
+    return "\n".join(lines + ["", "## Reading", "", reading(rows), "", "## Settings", "", settings, ""])
+
+
+def reading(rows: list[dict]) -> str:
+    """What the numbers say, computed from them (the baseline is the first row, softmax)."""
+    base = rows[0]
+    ratios = ", ".join(f"{r['mixer']} x{r['max_inf_norm'] / base['max_inf_norm']:.2f} (kurtosis "
+                       f"{r['avg_kurtosis']:.2f} against {base['avg_kurtosis']:.2f})" for r in rows[1:])
+    worst = max(abs(r["w8a8_increase"]) for r in rows)
+    harmless = worst < 0.01
+    return (f"Max FFN inf-norm relative to {base['mixer']}: {ratios}. The largest W8A8 change of bits per byte is "
+            f"{worst:.4f}. " + ("At this scale no outliers large enough to hurt 8-bit per-tensor ranges form: "
+                                "kurtosis stays near the Gaussian 3 and W8A8 costs about nothing for every mixer, so "
+                                "the paper's effect (FFN outliers in the hundreds, the vanilla model's W8A8 collapse) "
+                                "is not reproduced; the direction of the inf-norm / kurtosis differences agrees with "
+                                "the paper but comes from one seed and a short run, a hint, not evidence."
+                                if harmless else "W8A8 degrades the models by the amounts above; one seed, short "
+                                "training: a trend at most."))
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import torch
 import attnzoo
 from attnzoo.testing import specs
 
-SPATIAL = [s for s in specs() if s.registered.layer_layout.token_axes >= 2]
+SPATIAL = [s for s in specs() if s.registered.layer is not None and s.registered.layer_layout.token_axes >= 2]
 
 
 @pytest.mark.parametrize("spec", SPATIAL, ids=[s.variant for s in SPATIAL])

@@ -38,7 +38,7 @@ IMPLS = ["chunked", "reference"]
 
 # ---- the official code, transcribed (see the module docstring) ----------------------------------------------------
 
-def official_clipped_softmax(data, dim=1, eta=1.1, gamma=-0.1, **kw):  # noqa: ANN001, ANN003, ANN201
+def official_clipped_softmax(data, dim=1, eta=1.1, gamma=-0.1, **kw):
     sm_out = torch.nn.functional.softmax(data, dim=dim, **kw)
     stretched_out = sm_out * (eta - gamma) + gamma
     return torch.clip(stretched_out, 0, 1)
@@ -49,7 +49,7 @@ class OfficialSelfAttention(nn.Module):
     ``nn.Linear``, scores / sqrt(d_head), + the additive ``attention_mask``, ``self.softmax_fn``, probabilities @ v,
     heads merged; ``alpha`` with ``max_seq_length`` gives ``gamma = -alpha / max_seq_length, eta = 1``."""
 
-    def __init__(self, hidden_size, num_heads, softmax_fn, alpha=None, max_seq_length=None):  # noqa: ANN001
+    def __init__(self, hidden_size, num_heads, softmax_fn, alpha=None, max_seq_length=None):
         super().__init__()
         self.num_attention_heads = num_heads
         self.attention_head_size = int(hidden_size / num_heads)
@@ -64,12 +64,12 @@ class OfficialSelfAttention(nn.Module):
         else:
             self.softmax_fn = softmax_fn
 
-    def transpose_for_scores(self, x):  # noqa: ANN001, ANN201
+    def transpose_for_scores(self, x):
         new_x_shape = x.size()[:-1] + (self.num_attention_heads, self.attention_head_size)
         x = x.view(new_x_shape)
         return x.permute(0, 2, 1, 3)
 
-    def forward(self, hidden_states, attention_mask=None):  # noqa: ANN001, ANN201
+    def forward(self, hidden_states, attention_mask=None):
         query_layer = self.transpose_for_scores(self.query(hidden_states))
         key_layer = self.transpose_for_scores(self.key(hidden_states))
         value_layer = self.transpose_for_scores(self.value(hidden_states))
@@ -84,7 +84,7 @@ class OfficialSelfAttention(nn.Module):
         return context_layer.view(new_context_layer_shape)
 
 
-def ours_from_official(official: OfficialSelfAttention, **options) -> ClippedSoftmaxAttention:  # noqa: ANN003
+def ours_from_official(official: OfficialSelfAttention, **options) -> ClippedSoftmaxAttention:
     """Our layer with the official module's weights: the fused qkv is [query; key; value], the output
     projection the identity (the official module has none; BERT's BertSelfOutput follows it)."""
     dim = official.all_head_size
@@ -236,7 +236,7 @@ def test_chunk_size_does_not_change_the_result(chunk: int, case: dict) -> None:
     torch.testing.assert_close(_grads(out, inputs), _grads(expected, inputs), atol=1e-12, rtol=0)
 
 
-def _saved_sizes(fn) -> list[int]:  # noqa: ANN001
+def _saved_sizes(fn) -> list[int]:
     """The sizes of every tensor autograd saves for the backward while ``fn()`` runs."""
     sizes: list[int] = []
 

@@ -36,12 +36,12 @@ IMPLS = ["sdpa", "reference"]
 
 # ---- the official code, transcribed (see the module docstring) ----------------------------------------------------
 
-def logit(p, eps=1e-16):  # noqa: ANN001, ANN201
+def logit(p, eps=1e-16):
     p = np.clip(p, eps, 1 - eps)
     return -np.log(1 / p - 1)
 
 
-def official_clipped_softmax(data, dim=1, eta=1.1, gamma=-0.1, **kw):  # noqa: ANN001, ANN003, ANN201
+def official_clipped_softmax(data, dim=1, eta=1.1, gamma=-0.1, **kw):
     sm_out = torch.nn.functional.softmax(data, dim=dim, **kw)
     stretched_out = sm_out * (eta - gamma) + gamma
     return torch.clip(stretched_out, 0, 1)
@@ -51,8 +51,8 @@ class OfficialGatedSelfAttention(nn.Module):
     """``BertSelfAttentionWithExtras`` with ``attn_gate_type`` ``unconditional_per_head`` or
     ``conditional_per_token`` (``attn_gate_linear_all_features``, ``attn_gate_mlp``), ``attn_gate_init``."""
 
-    def __init__(self, hidden_size, num_heads, attn_gate_type, attn_gate_init=None, attn_gate_mlp=False,  # noqa: ANN001
-                 attn_gate_linear_all_features=False, softmax_fn=torch.nn.functional.softmax):  # noqa: ANN001
+    def __init__(self, hidden_size, num_heads, attn_gate_type, attn_gate_init=None, attn_gate_mlp=False,
+                 attn_gate_linear_all_features=False, softmax_fn=torch.nn.functional.softmax):
         super().__init__()
         self.num_attention_heads = num_heads
         self.attention_head_size = int(hidden_size / num_heads)
@@ -88,12 +88,12 @@ class OfficialGatedSelfAttention(nn.Module):
                     module_list.append(fc)
                 self.alpha = nn.ModuleList(module_list)
 
-    def transpose_for_scores(self, x):  # noqa: ANN001, ANN201
+    def transpose_for_scores(self, x):
         new_x_shape = x.size()[:-1] + (self.num_attention_heads, self.attention_head_size)
         x = x.view(new_x_shape)
         return x.permute(0, 2, 1, 3)
 
-    def forward(self, hidden_states, attention_mask=None):  # noqa: ANN001, ANN201
+    def forward(self, hidden_states, attention_mask=None):
         query_layer = self.transpose_for_scores(self.query(hidden_states))
         key_layer = self.transpose_for_scores(self.key(hidden_states))
         value_layer = self.transpose_for_scores(self.value(hidden_states))
@@ -156,7 +156,7 @@ def copy_official_gate(gate: HeadGate, official: OfficialGatedSelfAttention) -> 
             gate.bias.copy_(torch.cat([fc[2].bias for fc in official.alpha]))
 
 
-def ours_from_official(official: OfficialGatedSelfAttention, kind: str, **options) -> GatedAttention:  # noqa: ANN003
+def ours_from_official(official: OfficialGatedSelfAttention, kind: str, **options) -> GatedAttention:
     """Our layer with the official weights: qkv = [query; key; value], the gate copied, the output projection
     the identity (the official module has none)."""
     dim = official.all_head_size

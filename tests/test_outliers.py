@@ -42,7 +42,7 @@ def test_probe_records_the_ffn_outputs_and_removes_its_hooks() -> None:
     with torch.no_grad():
         for call in (tokens, tokens[:1]):
             seen = {}
-            hs = [b.mlp.register_forward_hook(lambda m, i, o, k=k: seen.__setitem__(k, o.reshape(o.shape[0], -1)))
+            hs = [b.mlp.register_forward_hook(lambda m, i, o, k=k, seen=seen: seen.__setitem__(k, o.flatten(1)))
                   for k, b in enumerate(model.blocks)]
             model(call)
             for h in hs:

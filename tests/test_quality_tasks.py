@@ -112,7 +112,7 @@ def test_unusable_mixers_are_named(tmp_path: Path, task, mixer: str, match: str)
 
 
 def test_every_task_has_a_cli(tmp_path: Path) -> None:
-    assert set(TASKS) == {"mqar", "austen", "fashion-mnist", "pixel-mnist"}
+    assert set(TASKS) == {"mqar", "austen", "fashion-mnist", "pixel-mnist", "sorting"}
     argv = ["eval", "austen", "--mixers", "softmax", "--steps", "1", "--seq-len", "16", "--d-model", "8",
             "--num-layers", "1", "--num-heads", "1", "--window", "5", "--batch-size", "2", "--val-bytes", "512",
             "--out", str(tmp_path), "--no-progress"]

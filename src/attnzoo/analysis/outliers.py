@@ -27,7 +27,7 @@ import copy
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import nn
@@ -66,7 +66,7 @@ class FFNOutlierProbe:
     kurtoses: dict[str, _Mean] = field(default_factory=dict)
     _handles: list[Any] = field(default_factory=list)
 
-    def __enter__(self) -> FFNOutlierProbe:
+    def __enter__(self) -> Self:
         blocks = [(name, m) for name, m in self.model.named_modules() if isinstance(m, Block) and m.mlp is not None]
         if not blocks:
             raise ValueError("model has no Block with an MLP (Block.mlp) to probe")
@@ -76,7 +76,7 @@ class FFNOutlierProbe:
         return self
 
     def _hook(self, name: str) -> Callable[..., None]:
-        def record(module: nn.Module, inputs: Any, out: torch.Tensor) -> None:  # noqa: ANN401
+        def record(module: nn.Module, inputs: Any, out: torch.Tensor) -> None:
             flat = out.detach().reshape(out.shape[0], -1).double()
             self.inf_norms[name].add(flat.abs().amax(dim=1))
             self.kurtoses[name].add(kurtosis(flat))
@@ -173,7 +173,8 @@ def quantize_w8a8(model: nn.Module, calibration: Iterable[Any], run: Callable[[n
             module.register_forward_pre_hook(lambda m, args, q=before: (q(args[0]), *args[1:]))
             module.register_forward_hook(lambda m, args, out, q=after: q(out))
         elif isinstance(module, Block):
-            module.register_forward_hook(lambda m, args, out, q=quantizer(): q(out))
+            residual = quantizer()
+            module.register_forward_hook(lambda m, args, out, q=residual: q(out))
     with torch.no_grad():
         for batch in calibration:
             run(quantized, batch)

@@ -115,7 +115,7 @@ class _References:
 
 
 def _forward_backward(case: Case, native: Inputs, prepared: Any, output: torch.Tensor) -> Callable[[], None]:
-    leaves = {name: t.detach().clone().requires_grad_(True) for name, t in native.items()}
+    leaves = {name: t.detach().clone().requires_grad_(t.is_floating_point()) for name, t in native.items()}
     grad = torch.randn(output.shape, generator=torch.Generator().manual_seed(1)).to(output.device, output.dtype)
 
     def step() -> None:

@@ -1,14 +1,17 @@
 """Small models built around the registry's token mixers: a causal language model
-(:mod:`~attnzoo.models.language_model`), a Vision Transformer (:mod:`~attnzoo.models.vision_transformer`) and
-a sequence classifier (:mod:`~attnzoo.models.sequence_classifier`); :mod:`~attnzoo.models.mixers` builds
+(:mod:`~attnzoo.models.language_model`), a Vision Transformer (:mod:`~attnzoo.models.vision_transformer`),
+a sequence classifier (:mod:`~attnzoo.models.sequence_classifier`) and a Pointer Network
+(:mod:`~attnzoo.models.pointer_network`); :mod:`~attnzoo.models.mixers` builds
 their mixers by name."""
 
 from attnzoo.models.block import Block
 from attnzoo.models.language_model import CausalLanguageModel
 from attnzoo.models.mixers import SOFTMAX, MixerBuilder, mixer_factory, usable_mixers
+from attnzoo.models.pointer_network import PointerNetwork
 from attnzoo.models.sequence_classifier import SequenceClassifier
 from attnzoo.layers.softmax import CausalSoftmaxAttention, SoftmaxAttention
 from attnzoo.models.vision_transformer import VisionTransformer
 
 __all__ = ["SOFTMAX", "Block", "CausalLanguageModel", "CausalSoftmaxAttention", "MixerBuilder",
-           "SequenceClassifier", "SoftmaxAttention", "VisionTransformer", "mixer_factory", "usable_mixers"]
+           "PointerNetwork", "SequenceClassifier", "SoftmaxAttention", "VisionTransformer", "mixer_factory",
+           "usable_mixers"]

@@ -2,8 +2,9 @@
 
 :mod:`~attnzoo.tasks.mqar` is Zoology's multi-query associative recall generator; the task classes wrap a
 data set and a model family for :func:`~attnzoo.tasks.harness.evaluate_mixers`: :class:`MQARTask`,
-:class:`AustenLMTask` (byte-level language modelling), :class:`FashionMNISTTask` (a small ViT) and
-:class:`PixelMNISTTask` (784-pixel sequences). :data:`TASKS` maps the CLI names to the classes.
+:class:`AustenLMTask` (byte-level language modelling), :class:`FashionMNISTTask` (a small ViT),
+:class:`PixelMNISTTask` (784-pixel sequences) and :class:`SortingTask` (sorting numbers with a Pointer Network).
+:data:`TASKS` maps the CLI names to the classes.
 """
 
 from attnzoo.tasks.austen_lm import AustenLMTask
@@ -22,10 +23,12 @@ from attnzoo.tasks.mqar import (
     query_accuracy,
 )
 from attnzoo.tasks.mqar_eval import MQARTask
+from attnzoo.tasks.sorting import SortingTask
 
-TASKS: dict[str, type] = {task.name: task for task in (MQARTask, AustenLMTask, FashionMNISTTask, PixelMNISTTask)}
+TASKS: dict[str, type] = {task.name: task for task in (MQARTask, AustenLMTask, FashionMNISTTask, PixelMNISTTask,
+                                                       SortingTask)}
 """CLI task name -> task class (a dataclass of its settings)."""
 
 __all__ = ["CPU_SETTINGS", "IGNORE_INDEX", "PAPER_SETTINGS", "TASKS", "AustenLMTask", "DataLeakageError",
-           "FashionMNISTTask", "MQARConfig", "MQARTask", "PixelMNISTTask", "QualityTask", "check_no_leakage",
-           "cpu_configs", "evaluate_mixers", "multiquery_ar", "paper_configs", "query_accuracy"]
+           "FashionMNISTTask", "MQARConfig", "MQARTask", "PixelMNISTTask", "QualityTask", "SortingTask",
+           "check_no_leakage", "cpu_configs", "evaluate_mixers", "multiquery_ar", "paper_configs", "query_accuracy"]

@@ -82,7 +82,7 @@ class _ClippedChunked(torch.autograd.Function):
     """The chunked forward and its first-order backward (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, plan: _Plan, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,  # noqa: ANN001
+    def forward(ctx, plan: _Plan, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 additive: torch.Tensor | None) -> torch.Tensor:
         b, h, nq, _ = query.shape
         out = value.new_empty(b, h, nq, value.shape[-1])
@@ -99,7 +99,7 @@ class _ClippedChunked(torch.autograd.Function):
 
     @staticmethod
     @first_order_only("clipped_softmax_attention(impl='chunked')")
-    def backward(ctx, grad: torch.Tensor) -> tuple:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> tuple:
         plan = ctx.plan
         query, key, value, additive, lse = ctx.saved_tensors
         dq, dk, dv = torch.zeros_like(query), torch.zeros_like(key), torch.zeros_like(value)
@@ -124,7 +124,7 @@ class _ClippedChunked(torch.autograd.Function):
 
 
 def clipped_softmax_chunked(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, is_causal: bool,
-                            scale: float, gamma: float, zeta: float, dropin: DropIn = DropIn(),
+                            scale: float, gamma: float, zeta: float, dropin: DropIn,
                             query_chunk: int = QUERY_CHUNK) -> torch.Tensor:
     """``(B, Hq, Nq, D)`` queries against ``(B, Hkv, Nk, D)`` keys, ``query_chunk`` queries at a time (see the
     module docstring)."""

@@ -15,7 +15,7 @@ from attnzoo.ops.softmax.functional import causal_mask_mod
 
 def clipped_softmax_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, is_causal: bool,
                               scale: float, gamma: float, zeta: float,
-                              dropin: DropIn = DropIn()) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                              dropin: DropIn) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``clip((ζ − γ) softmax(q kᵀ · scale + mask) + γ, 0, 1) v`` with the full ``(B, Hq, Nq, Nk)`` score matrix;
     the mask is :func:`attnzoo.ops.dropin.dropin_visibility` (causal bottom-right when ``is_causal``, boolean
     ``attn_mask``, key padding, packed sequences) and an additive ``attn_mask``. Masked pairs get probability 0,

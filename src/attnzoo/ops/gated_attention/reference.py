@@ -11,7 +11,7 @@ from attnzoo.ops.softmax.reference import softmax_reference
 
 def gated_reference(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, gate: torch.Tensor, *,
                     is_causal: bool, scale: float,
-                    dropin: DropIn = DropIn()) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                    dropin: DropIn) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``gate ⊙ softmax(q kᵀ · scale + mask) v`` through dense scores and an explicit ``(Nq, Nk)`` mask;
     O(Nq · Nk) time and memory. ``return_weights``: ``(out, softmax probabilities)``."""
     result = softmax_reference(query, key, value, is_causal=is_causal, scale=scale, dropin=dropin)

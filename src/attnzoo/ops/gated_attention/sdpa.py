@@ -12,6 +12,6 @@ from attnzoo.ops.softmax.sdpa import softmax_sdpa
 
 
 def gated_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, gate: torch.Tensor, *, is_causal: bool,
-               scale: float, dropin: DropIn = DropIn()) -> torch.Tensor:
+               scale: float, dropin: DropIn) -> torch.Tensor:
     """``gate[..., None] * SDPA(q, k, v)`` for ``(B, Hq, Nq, D)`` queries and a ``(B, Hq, Nq)`` gate."""
     return gate_heads(softmax_sdpa(query, key, value, is_causal=is_causal, scale=scale, dropin=dropin), gate)
