@@ -7,20 +7,19 @@ drop-in feature), exact zeros (entries, whole rows) with exact-zero gradients, e
 backward keeps, and the peer.
 
 Peer: Qualcomm-AI-research/outlier-free-transformers at commit 1e59744972da808a90d9996027bfc274689594b8,
-``transformers_language/models/softmax.py`` (``clipped_softmax``, transcribed verbatim below) and
+``transformers_language/models/softmax.py`` (``clipped_softmax``, transcribed verbatim in tests/official_outlier_free.py) and
 ``transformers_language/models/bert_attention.py`` (``BertSelfAttentionWithExtras.forward``: the path of an
-encoder self-attention without relative positions, head mask or cache, transcribed below with its ``alpha`` /
+encoder self-attention without relative positions, head mask or cache, transcribed there with its ``alpha`` /
 ``max_seq_length`` parametrisation).
 """
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import pytest
 import torch
-from torch import nn
+from official_outlier_free import OfficialSelfAttention, official_clipped_softmax
 
 import attnzoo
 from attnzoo.layers import ClippedSoftmaxAttention
@@ -34,54 +33,6 @@ from attnzoo.testing import case_features, dropin_options, qkv_inputs
 
 D = torch.float64
 IMPLS = ["chunked", "reference"]
-
-
-# ---- the official code, transcribed (see the module docstring) ----------------------------------------------------
-
-def official_clipped_softmax(data, dim=1, eta=1.1, gamma=-0.1, **kw):
-    sm_out = torch.nn.functional.softmax(data, dim=dim, **kw)
-    stretched_out = sm_out * (eta - gamma) + gamma
-    return torch.clip(stretched_out, 0, 1)
-
-
-class OfficialSelfAttention(nn.Module):
-    """``BertSelfAttentionWithExtras`` (bert_attention.py) reduced to an encoder self-attention: separate q/k/v
-    ``nn.Linear``, scores / sqrt(d_head), + the additive ``attention_mask``, ``self.softmax_fn``, probabilities @ v,
-    heads merged; ``alpha`` with ``max_seq_length`` gives ``gamma = -alpha / max_seq_length, eta = 1``."""
-
-    def __init__(self, hidden_size, num_heads, softmax_fn, alpha=None, max_seq_length=None):
-        super().__init__()
-        self.num_attention_heads = num_heads
-        self.attention_head_size = int(hidden_size / num_heads)
-        self.all_head_size = self.num_attention_heads * self.attention_head_size
-        self.query = nn.Linear(hidden_size, self.all_head_size)
-        self.key = nn.Linear(hidden_size, self.all_head_size)
-        self.value = nn.Linear(hidden_size, self.all_head_size)
-        if alpha is not None:
-            assert max_seq_length is not None
-            gamma = -alpha / max_seq_length
-            self.softmax_fn = partial(official_clipped_softmax, gamma=gamma, eta=1.0)
-        else:
-            self.softmax_fn = softmax_fn
-
-    def transpose_for_scores(self, x):
-        new_x_shape = x.size()[:-1] + (self.num_attention_heads, self.attention_head_size)
-        x = x.view(new_x_shape)
-        return x.permute(0, 2, 1, 3)
-
-    def forward(self, hidden_states, attention_mask=None):
-        query_layer = self.transpose_for_scores(self.query(hidden_states))
-        key_layer = self.transpose_for_scores(self.key(hidden_states))
-        value_layer = self.transpose_for_scores(self.value(hidden_states))
-        attention_scores = torch.matmul(query_layer, key_layer.transpose(-1, -2))
-        attention_scores = attention_scores / math.sqrt(self.attention_head_size)
-        if attention_mask is not None:
-            attention_scores = attention_scores + attention_mask
-        attention_probs = self.softmax_fn(attention_scores, dim=-1)
-        context_layer = torch.matmul(attention_probs, value_layer)
-        context_layer = context_layer.permute(0, 2, 1, 3).contiguous()
-        new_context_layer_shape = context_layer.size()[:-2] + (self.all_head_size,)
-        return context_layer.view(new_context_layer_shape)
 
 
 def ours_from_official(official: OfficialSelfAttention, **options) -> ClippedSoftmaxAttention:
