@@ -58,8 +58,9 @@ def head_token_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Te
     >>> import torch
     >>> q = k = v = torch.randn(2, 4, 17, 8)            # a class token and 16 patches, 4 heads
     >>> hq = hk = hv = torch.randn(2, 4, 4, 8)          # one head token per head
-    >>> [t.shape for t in head_token_attention(q, k, v, hq, hk, hv)]
-    [torch.Size([2, 4, 17, 8]), torch.Size([2, 4, 4, 8])]
+    >>> out, head_out = head_token_attention(q, k, v, hq, hk, hv)
+    >>> tuple(out.shape), tuple(head_out.shape)
+    ((2, 4, 17, 8), (2, 4, 4, 8))
     """
     check_qkv(query, key, value, spatial_dims=1, layout=LAYOUT)
     check_head_tokens(query, value, head_query, head_key, head_value)
