@@ -231,9 +231,11 @@ def speed_jobs(chosen_families: Sequence[str], subset: str, device: str,
         grouped = _by_workload(registry_cases(subset, impls, device, family))
         jobs += [SpeedJob(family, "all", name, tuple(cases), 0 if cases[0].workload.variant in reps else 2)
                  for name, cases in grouped.items()]
-        if family in SUITES and family != SUITE:
+        if family in SUITES and family != SUITE:  # a hand-written suite may hold the registry workloads too
             grouped = _by_workload(suite_cases(family, subset, impls, device))
-            jobs += [SpeedJob(family, family, name, tuple(cases), 1) for name, cases in grouped.items()]
+            seen = {job.workload for job in jobs}
+            jobs += [SpeedJob(family, family, name, tuple(cases), 1) for name, cases in grouped.items()
+                     if name not in seen]
     return jobs
 
 

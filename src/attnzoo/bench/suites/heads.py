@@ -1,4 +1,5 @@
-"""The heads-family benchmark: one decoding step of grouped and differential K/V heads (Sigma, arXiv 2501.13629)
+"""The heads-family benchmark: every heads variant on its registry-wide workload (:mod:`.registry`), and one
+decoding step of grouped and differential K/V heads (Sigma, arXiv 2501.13629)
 after a prefix of 1k and 16k tokens, and the KV cache each configuration holds.
 
 Configurations, all with 16 query heads of dim 64 (fp32, batch 1): MHA (16 K/V heads), GQA (4), MQA (1) and
@@ -94,6 +95,8 @@ SUBSETS: dict[str, tuple[DecodeSpec, ...]] = {
 
 
 def heads_cases(subset: str = "full", impls: Collection[str] | None = None, device: str = DEVICE) -> list[Case]:
-    """The cases of ``subset`` (``"full"``, ``"compare"`` or ``"quick"``) on ``device``; ``impls`` keeps only
-    those implementations (and the repeated-K/V baseline)."""
-    return select_cases(SUBSETS, subset, impls, device)
+    """Every heads variant on its registry-wide workload, then the decoding steps, for ``subset`` (``"full"``,
+    ``"compare"`` or ``"quick"``) on ``device``; ``impls`` keeps only those implementations (and the baselines)."""
+    from attnzoo.bench.suites.registry import registry_cases
+
+    return registry_cases(subset, impls, device, FAMILY) + select_cases(SUBSETS, subset, impls, device)
