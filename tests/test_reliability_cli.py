@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import attnzoo.bench
+import attnzoo.compare.run
 import attnzoo.tasks.harness
 from attnzoo import cli
 
