@@ -59,7 +59,7 @@ def test_compare_writes_report_and_plots(tmp_path) -> None:
     report = (out / "report.md").read_text()
     assert report.startswith("<!-- command: attnzoo compare --quick")
     assert "Leaderboard" in report and "na2d 8x8 k3 b1" in report and "lightning 128 b1" in report
-    assert "- **local** (" in report and "for speed `" in report and "What this run covers" in report
+    assert "- **local** (" in report and "for speed" in report and "What this run covers" in report
     for image in ("speed_local_time.png", "speed_local_memory.png", "speed_linear_time.png"):
         assert (out / image).stat().st_size > 0 and f"({image})" in report
     plan = json.loads((out / "plan.json").read_text())

@@ -4,7 +4,6 @@ the sequential run's numbers, resuming after an interruption, and the every-fami
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -217,7 +216,7 @@ def test_coverage_lists_what_the_budget_left_out() -> None:
 
 
 def test_pace_projects_at_the_measured_slowdown_and_trim_drops_the_lowest_priority() -> None:
-    pace = Pace(budget_s=100.0, started=time.perf_counter())
+    pace = Pace(budget_s=100.0)
     assert pace.slowdown == 1.0 and pace.fits(90.0)
     pace.finished(10.0, 30.0)
     pace.finished(0.0, 5.0)  # a cached job tells nothing
@@ -231,8 +230,11 @@ def test_pace_projects_at_the_measured_slowdown_and_trim_drops_the_lowest_priori
 def test_a_run_slower_than_planned_drops_jobs_to_keep_its_budget(tmp_path: Path) -> None:
     jobs = quality_jobs(["full", "linear"], replace(TINY, mqar_lengths=((16, 2),)), ["softmax", "linear_attention",
                                                                                     "lightning_attention"])
-    plan = make_plan(jobs, lambda job: (1e-4, "test"), None, 1, lambda job: False)
-    outcome = engine.run_plan(plan, out_dir=tmp_path, progress=False, pace=Pace(budget_s=0.05))
-    # planned at 0.1 ms a job, each takes > 50 ms: after the first one nothing else fits
-    assert len(outcome.dropped) >= 2 and len(outcome.quality_rows) + len(outcome.dropped) == 3
+    plan = make_plan(jobs, lambda job: (1e-6, "test"), None, 1, lambda job: False)
+    ticks = iter(range(0, 1000, 100))  # a clock that moves 100 s each time the pace looks at it
+    outcome = engine.run_plan(plan, out_dir=tmp_path, progress=False,
+                              pace=Pace(budget_s=250.0, clock=lambda: float(next(ticks))))
+    # before job 1 at t=100 and job 2 at t=200 the rest still fits (each job's real seconds are far below 50);
+    # at t=300 the budget is spent: the third job is dropped
+    assert len(outcome.quality_rows) == 2 and len(outcome.dropped) == 1 and outcome.slowdown > 100
     assert "dropped while running to stay in the budget" in coverage(plan, outcome)

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from attnzoo.compare.plan import Planned
 
 
 @dataclass
 class Pace:
-    """The run's clock: ``budget_s`` (``None``: no budget) counted from ``started`` (``time.perf_counter()`` at
-    the start of the run)."""
+    """The run's clock: ``budget_s`` (``None``: no budget) counted from ``started`` (``clock()`` when the pace is
+    made, the start of the run, unless given)."""
 
     budget_s: float | None
-    started: float = field(default_factory=time.perf_counter)
+    clock: Callable[[], float] = time.perf_counter
+    started: float | None = None
     estimated: float = 0.0
     actual: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.started is None:
+            self.started = self.clock()
 
     def finished(self, estimate_s: float, actual_s: float) -> None:
         """Note a finished job (jobs estimated at 0, cached ones, do not tell the pace)."""
@@ -43,7 +48,7 @@ class Pace:
         measured pace."""
         if self.budget_s is None:
             return True
-        return time.perf_counter() - self.started + remaining_estimate_s * self.slowdown <= self.budget_s
+        return self.clock() - self.started + remaining_estimate_s * self.slowdown <= self.budget_s
 
 
 def trim(waiting: list[Planned], pace: Pace, remaining: Callable[[list[Planned]], float]) -> list[Planned]:
