@@ -9,12 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import attnzoo
 from attnzoo.bench import Settings, run_cases
 from attnzoo.bench.suites.linear import DecodeSpec, LightningSpec, linear_cases
 from attnzoo.layers import LightningAttention, LinearAttention
 from attnzoo.ops import alibi_slopes, lightning_attention, linear_attention, tnl_slopes
-from attnzoo.ops.linear import random_projection
 from attnzoo.ops.lightning.chunked import decayed_block_prefix
+from attnzoo.ops.linear import random_projection
+from attnzoo.registry import CallFacts, select_implementation
 
 FORMS = ("chunked", "recurrent", "reference")
 
@@ -306,3 +308,15 @@ def test_benchmark_suite_runs_on_small_shapes() -> None:
         if row["status"] == "ok":
             assert row["max_abs_error"] < 1e-4, row
     assert {c.impl for c in linear_cases("quick")} >= {"dense-sdpa", "chunked", "recurrent"}
+
+
+@pytest.mark.parametrize("name", ["lightning_attention", "linear_attention"])
+def test_auto_decodes_with_the_recurrent_form_and_trains_with_the_chunked_one(name: str) -> None:
+    """Below 16 new tokens (a decoding step) ``auto`` takes the recurrent form, from 16 on the chunked one
+    (the crossover measured in ``ops/lightning/registration.py``); asking by name still runs either."""
+    for length, chosen in ((1, "recurrent"), (15, "recurrent"), (16, "chunked"), (500, "chunked")):
+        q = torch.randn(1, 2, length, 8)
+        text = attnzoo.explain(name, CallFacts.of([q], causal=True, length=length))
+        assert f"{chosen}: CHOSEN" in text, text
+    q = torch.randn(1, 2, 1, 8)
+    assert select_implementation(name, "chunked", CallFacts.of([q], causal=True, length=1)).name == "chunked"

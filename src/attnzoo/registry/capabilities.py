@@ -41,7 +41,7 @@ class Capabilities:
     (where a dense path is as fast, measured); ``None``: no limit. Asking for it by name still runs it."""
     auto_min_length: int | None = None
     """``impl="auto"`` passes this implementation over for calls whose :attr:`CallFacts.length` is below this
-    (where the dense reference is faster, measured); ``None``: no limit."""
+    (where a lower-priority implementation is faster, measured); ``None``: no limit."""
     available: Callable[[], str | None] = field(default=lambda: None, compare=False)
     """Returns ``None`` when the implementation's software is importable, else why not."""
 
@@ -138,8 +138,8 @@ class Implementation:
                     f"{limit:.0%}, where the dense reference is as fast (ask for it by name)")
         shortest = self.capabilities.auto_min_length
         if shortest is not None and 0 < facts.length < shortest:
-            return (f"auto passes it over: length {facts.length} is below {shortest}, where the dense reference "
-                    "is faster (ask for it by name)")
+            return (f"auto passes it over: length {facts.length} is below {shortest}, where a lower-priority "
+                    "implementation is faster (measured; ask for it by name)")
         return None
 
     def not_supported_reasons(self, facts: CallFacts) -> list[str]:

@@ -98,7 +98,8 @@ def lightning_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
         check_tensor_like("initial_state", initial_state, (b, h, d, value.shape[-1]), query)
     tensors = [t for t in (query, key, value, decay, initial_state) if t is not None]
     implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, causal=True,
-                                                                            features=dropin.features))
+                                                                            features=dropin.features,
+                                                                            length=query.shape[2]))
     if b == 0 or h == 0:
         out = value.new_zeros(b, h, query.shape[2], value.shape[-1]) + (query.sum() + key.sum() + value.sum()) * 0
         final = query.new_zeros(b, h, d, value.shape[-1])

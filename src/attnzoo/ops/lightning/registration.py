@@ -17,13 +17,19 @@ LINEAR_DROP_IN = frozenset({"gqa", "key_padding", "varlen"})
 """The drop-in features every form of the linear-attention sequence ops runs (:mod:`attnzoo.ops.lightning.sequences`):
 grouped KV heads, key padding, packed sequences; not masks, dropout, weights or longer keys."""
 _CAPABILITIES = replace(AUTOGRAD_ANY_FLOAT, features=AUTOGRAD_ANY_FLOAT.features | LINEAR_DROP_IN)
+CHUNKED_MIN_LENGTH = 16
+"""``auto`` takes the recurrent form below 16 new tokens (decoding steps, short chunks after a carried state).
+Measured with ``attnzoo bench --op lightning_attention --batch 1 --heads 4 --length N --head-dim 64 --impl chunked
+--impl recurrent`` (AMD EPYC, 2 threads, fp32, with an initial state; ``benchmarks/results/decode_dispatch/``):
+chunked / recurrent forward 0.65 / 0.11 ms at N = 1, 0.48 / 0.16 at 4, 0.57 / 0.57 at 16, 1.02 / 1.53 at 64; for
+``linear_attention`` (softmax-kernel features) 0.44 / 0.18 ms at N = 1."""
 
 
 def three_forms(chunked: object, recurrent: object, reference: object) -> dict[str, Implementation]:
     """The chunked, recurrent and reference implementations of a (decayed) linear attention, in that priority,
     each with :data:`LINEAR_DROP_IN`."""
     return {
-        "chunked": Implementation("chunked", chunked, _CAPABILITIES,
+        "chunked": Implementation("chunked", chunked, replace(_CAPABILITIES, auto_min_length=CHUNKED_MIN_LENGTH),
                                   "intra-block masked GEMMs + loop-free carried block states; O(N (block + D) E)"),
         "recurrent": Implementation("recurrent", recurrent, _CAPABILITIES,
                                     "one token at a time with a D x E state (decoding); O(N D E)"),
