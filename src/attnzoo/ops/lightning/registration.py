@@ -20,9 +20,10 @@ _CAPABILITIES = replace(AUTOGRAD_ANY_FLOAT, features=AUTOGRAD_ANY_FLOAT.features
 CHUNKED_MIN_LENGTH = 16
 """``auto`` takes the recurrent form below 16 new tokens (decoding steps, short chunks after a carried state).
 Measured with ``attnzoo bench --op lightning_attention --batch 1 --heads 4 --length N --head-dim 64 --impl chunked
---impl recurrent`` (AMD EPYC, 2 threads, fp32, with an initial state; ``benchmarks/results/decode_dispatch/``):
-chunked / recurrent forward 0.65 / 0.11 ms at N = 1, 0.48 / 0.16 at 4, 0.57 / 0.57 at 16, 1.02 / 1.53 at 64; for
-``linear_attention`` (softmax-kernel features) 0.44 / 0.18 ms at N = 1."""
+--impl recurrent`` (AMD EPYC, 2 threads, fp32, with an initial state; ``benchmarks/results/decode_dispatch/``, one
+run per length, noisy): chunked / recurrent forward 0.65 / 0.11 ms at N = 1, 0.55 / 0.22 at 4, 0.91 / 0.80 at 16,
+0.80 / 2.41 at 64 (the crossover lies between 16 and 64); for ``linear_attention`` (softmax-kernel features)
+0.44 / 0.18 ms at N = 1."""
 
 
 def three_forms(chunked: object, recurrent: object, reference: object) -> dict[str, Implementation]:
