@@ -25,16 +25,11 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from attnzoo.bench.suites import suite_cases
 from attnzoo.registry import Variant, families, get_variant, variants
 from attnzoo.train import DiskFullError, NonFiniteLossError, TrainConfig
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_DEVICE = "cpu"
 INPUT_ERRORS = (ValueError, NonFiniteLossError, DiskFullError)
@@ -125,6 +120,8 @@ def known_impls(families_: Sequence[str], subset: str, device: str) -> set[str]:
     """Every implementation name ``--impl`` may give: the registry's and those of the suites' cases (the dense
     baseline and the peer libraries)."""
     registry = {name for variant in variants() for name in variant.implementations}
+    from attnzoo.bench.suites import suite_cases
+
     return registry | {case.impl for family in families_ for case in suite_cases(family, subset, None, device)}
 
 
@@ -154,6 +151,7 @@ def open_cache(args: argparse.Namespace):  # -> RowCache | None
 def _run(family: str, subset: str, quick: bool, impls: Sequence[str] | None, progress: bool, device: str,
          cache=None) -> dict:
     from attnzoo.bench import Settings, run_cases
+    from attnzoo.bench.suites import suite_cases
 
     settings = Settings(target_s=0.2, max_repeats=10) if quick else Settings()
     return run_cases(suite_cases(family, subset, impls, device), settings, progress=progress, cache=cache)

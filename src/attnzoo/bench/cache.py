@@ -200,8 +200,8 @@ class RowCache:
     """
 
     def __init__(self, folder: str | os.PathLike[str] | None = None, *, fresh: bool = False) -> None:
-        self.store_ = EntryStore(default_folder() if folder is None else folder)
-        self.folder = self.store_.folder
+        self.entries = EntryStore(default_folder() if folder is None else folder)
+        self.folder = self.entries.folder
         self.fresh = fresh
         self.reused = 0
         self.measured = 0
@@ -214,12 +214,12 @@ class RowCache:
 
     def path(self, key: dict[str, Any]) -> Path:
         """The entry file of ``key``."""
-        return self.store_.path(key)
+        return self.entries.path(key)
 
     def lookup(self, key: dict[str, Any]) -> CaseResult | None:
         """The cached row of ``key`` with its provenance, or ``None`` (missing, ``fresh``, or a corrupt entry,
         which is warned about and left to be overwritten)."""
-        entry = None if self.fresh else self.store_.load(key)
+        entry = None if self.fresh else self.entries.load(key)
         if entry is None:
             return None
         try:
@@ -240,7 +240,7 @@ class RowCache:
             return
         data = asdict(row)
         data["provenance"] = None
-        self.store_.save(key, data)
+        self.entries.save(key, data)
 
     def summary(self) -> dict[str, Any]:
         """The cache's line in the run's ``machine`` record."""

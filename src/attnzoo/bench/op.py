@@ -160,7 +160,7 @@ def _grid(case: Mapping[str, Any]) -> tuple[int, ...]:
 def _pattern_builders() -> dict[str, Callable[[tuple[int, ...], int, Mapping[str, Any]], Any]]:
     """Per local variant, its sparsity pattern (``grid``, heads, op options) for the masked baseline."""
     from attnzoo.ops.neighborhood.functional import neighborhood_pattern
-    from attnzoo.ops.sliding_window.patterns import SinkFocusedPattern, ShiftedSparsePattern, SlidingWindowPattern
+    from attnzoo.ops.sliding_window.patterns import ShiftedSparsePattern, SinkFocusedPattern, SlidingWindowPattern
     from attnzoo.ops.window.functional import window_pattern
 
     def neighborhood(grid: tuple[int, ...], heads: int, o: Mapping[str, Any]) -> Any:

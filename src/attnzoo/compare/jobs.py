@@ -1,14 +1,16 @@
 """The units of work of ``attnzoo compare``: quality jobs (train and score one mixer on one task setting) and
 speed jobs (every implementation of one benchmark workload, its baseline included, so its ratios hold).
 
-:func:`compare_jobs` lists every job of every registered family, each with a *tier* the planner fills in order:
+:func:`quality_jobs` and :func:`speed_jobs` list every job of the chosen families, each with a *tier* the planner
+fills in order:
 
 * tier 0: each family's representative variants (declared ``Variant.compare_default``; a family that declares
-  none is represented by its first variant) on the registry-wide speed workload and MQAR at the middle length,
-  and the dense baseline (``softmax``) on every quality setting (every quality table needs it);
-* tier 1: the representatives on the other MQAR lengths, the Austen LM (causal sequence mixers) and the
-  Fashion-MNIST ViT (spatial mixers), and the hand-written family suites (peers, realistic sizes);
-* tier 2: every other variant's speed workload and MQAR at the middle length;
+  none is represented by its first variant) on the registry-wide speed workload and on their headline quality
+  task (MQAR at the middle length for causal sequence mixers, the Fashion-MNIST ViT for spatial ones), and the
+  dense baseline (``softmax``) on every quality setting (every quality table needs it);
+* tier 1: the representatives on the other MQAR lengths and the Austen LM, and the hand-written family suites
+  (peers, realistic sizes);
+* tier 2: every other variant's speed workload and headline quality task;
 * tier 3: every other variant on the remaining settings.
 
 Quality jobs are plain data (picklable: they run in worker processes or on a cluster); :func:`run_quality_job`

@@ -117,11 +117,12 @@ def _cached(options: CompareOptions, threads: int):  # -> Callable[[Job], bool]
 
 
 def _check_data(plan: Plan) -> None:
-    """Load the data of every task that will train (a missing data set fails here, not mid-run)."""
+    """Load the data of every task that will train (a missing data set fails here, not mid-run); tasks whose
+    rows all come from the cache are not loaded."""
     seen = set()
     for planned in plan.quality():
         job = planned.job
-        if job.task.name not in seen:
+        if planned.source != "cached" and job.task.name not in seen:
             seen.add(job.task.name)
             replace(job.task).prepare()
 
