@@ -4,6 +4,7 @@ measurement or training step (nothing here measures or trains: those entry point
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ def test_unknown_impl_names_it_and_the_known_ones(tmp_path: Path, command: list[
     (["--budget", "5m", "--full"], "--full and --budget 5m: give one of them"),
     (["--workers", "0"], "--workers 0: expected an integer >= 1"),
     (["--workers", "64"], "--workers 64 x --threads-per-job 1 = 64 threads on"),
+    (["--threads-per-job", "0"], "--threads-per-job 0: expected an integer >= 1"),
     (["--mqar-lr", "-1"], "TrainConfig lr=-1.0: expected a finite number > 0"),
     (["--mqar-lr", "nan"], "TrainConfig lr=nan: expected a finite number > 0"),
     (["--mqar-batch-size", "0"], "MQARTask batch_size=0: expected an integer >= 1"),
@@ -72,7 +74,7 @@ def _read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(cli.tempfile, "NamedTemporaryFile", refuse)  # as a read-only folder does (even for root)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)  # as a read-only folder does (even for root)
     return tmp_path / "out"
 
 
@@ -102,3 +104,11 @@ def test_device_is_validated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
         cli.main([*command, "--device", device, "--out", str(tmp_path)])
     assert info.value.code == 2
     assert re.search(f"argument --device: {message}", capsys.readouterr().err)
+
+
+@pytest.mark.usefixtures("nothing_runs")
+def test_compare_refuses_an_unwritable_seed_file_before_measuring(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    seed = tmp_path / "file" / "seed.json"
+    with pytest.raises(SystemExit, match=rf"--write-seed '{tmp_path / 'file'}' is not a writable folder"):
+        cli.main(["compare", "--write-seed", str(seed), "--out", str(tmp_path / "out"), "--no-progress"])

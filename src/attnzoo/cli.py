@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from attnzoo.bench.store import writable_folder
 from attnzoo.registry import Variant, families, get_variant, variants
 from attnzoo.train import DiskFullError, NonFiniteLossError, TrainConfig
 
@@ -61,19 +61,6 @@ def device_argument(name: str) -> str:
     elif device.type != "cpu":
         raise argparse.ArgumentTypeError(f"{name!r}: expected 'cpu' or 'cuda[:N]'")
     return name
-
-
-def writable_folder(path: str) -> Path:
-    """``--out`` created if needed and checked writable with a probe file; ``ValueError`` naming it if not."""
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".attnzoo-write-probe-"):
-            pass
-    except OSError as error:
-        raise ValueError(f"--out {path!r} is not a writable folder ({error.strerror or error}); expected a "
-                         "folder that can be created and written to") from None
-    return out
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -165,7 +152,7 @@ def _bench_op(args: argparse.Namespace) -> int:
     with reporting(f"attnzoo bench --op {args.op}"):
         if args.family is not None:
             raise ValueError(f"--family {args.family!r} and --op {args.op!r}: give one of them")
-        out = writable_folder(args.out) if args.out is not None else None
+        out = writable_folder(args.out, "--out") if args.out is not None else None
         cache = open_cache(args)
         opts = dict(parse_opt(text) for text in args.opt or ())
         request = OpRequest(args.op, batch=args.batch, heads=args.heads, length=args.length,
@@ -206,7 +193,7 @@ def _bench(args: argparse.Namespace) -> int:
     args.out = args.out or "benchmarks/results"
     subset = "quick" if args.quick else "full"
     with reporting("attnzoo bench"):
-        out = writable_folder(args.out)
+        out = writable_folder(args.out, "--out")
         cache = open_cache(args)
         check_bench_arguments(args.impl, [args.family], subset, args.device)
     doc = _run(args.family, subset, args.quick, args.impl, not args.no_progress, args.device, cache)
@@ -229,7 +216,7 @@ def _compare(args: argparse.Namespace) -> int:
     with reporting("attnzoo compare"):
         if args.full and args.budget is not None:
             raise ValueError(f"--full and --budget {args.budget}: give one of them (--full has no budget)")
-        out = writable_folder(args.out)
+        out = writable_folder(args.out, "--out")
         cache = open_cache(args)
         tasks = () if args.no_quality else _names(args.tasks, "--tasks") or QualitySettings.tasks
         defaults = QualitySettings()
@@ -245,11 +232,20 @@ def _compare(args: argparse.Namespace) -> int:
             cost_path=None if cache is None else cache.folder / "compare_costs.json",
             bench_settings=Settings(target_s=0.2, max_repeats=10) if args.quick else Settings(),
             device=args.device, progress=not args.no_progress, plan_only=args.plan,
-            write_seed=Path(args.write_seed) if args.write_seed else None, command=args.command)
+            write_seed=_seed_path(args.write_seed), command=args.command)
         report = compare(options)
     if report is not None:
         print(f"wrote {report}")
     return 0
+
+
+def _seed_path(text: str | None) -> Path | None:
+    """``--write-seed FILE``, its folder checked writable now (the file is written after the whole run)."""
+    if text is None:
+        return None
+    path = Path(text)
+    writable_folder(str(path.parent), "--write-seed")
+    return path
 
 
 def _names(text: str | None, flag: str) -> tuple[str, ...] | None:
@@ -268,7 +264,7 @@ def _eval(args: argparse.Namespace) -> int:
     from attnzoo.train.distributed import is_main_process
 
     with reporting(f"attnzoo eval {args.task}"):
-        out = writable_folder(args.out)
+        out = writable_folder(args.out, "--out")
         task_class = TASKS[args.task]
         task = task_class(**{f.name: getattr(args, f.name) for f in task_fields(task_class)})
         mixers = [name.strip() for name in args.mixers.split(",") if name.strip()]

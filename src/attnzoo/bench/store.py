@@ -20,6 +20,20 @@ from pathlib import Path
 from typing import Any
 
 
+def writable_folder(folder: str | os.PathLike[str], flag: str, hint: str = "") -> Path:
+    """``folder`` created if needed and checked writable with a probe file; ``ValueError`` naming ``flag`` and the
+    folder (then ``hint``) if not: before anything is measured."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".attnzoo-write-probe-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{flag} {str(folder)!r} is not a writable folder ({error.strerror or error}); expected a "
+                         f"folder that can be created and written to{hint}") from None
+    return path
+
+
 def json_safe(value: Any) -> Any:
     """A JSON value of ``value`` (unknown objects by ``repr``), so every key serialises the same way."""
     return json.loads(json.dumps(value, sort_keys=True, default=repr))
@@ -35,14 +49,7 @@ class EntryStore:
     raised (before anything is measured) when it cannot be created or written."""
 
     def __init__(self, folder: str | os.PathLike[str], *, flag: str = "--cache") -> None:
-        self.folder = Path(folder)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".attnzoo-write-probe-"):
-                pass
-        except OSError as error:
-            raise ValueError(f"{flag} {str(self.folder)!r} is not a writable folder ({error.strerror or error}); "
-                             "expected a folder that can be created and written to, or pass --no-cache") from None
+        self.folder = writable_folder(folder, flag, ", or pass --no-cache")
 
     def path(self, key: dict[str, Any]) -> Path:
         """The entry file of ``key``."""
