@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from attnzoo.layers import (
+    ClippedSoftmaxAttention,
+    GatedAttention,
     LightningAttention,
     LinearAttention,
     LMUMixer,
@@ -50,6 +52,9 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "lightning_reference": ("lightning_attention", {"num_heads": 2, "impl": "reference"}),
     "lmu_chunked_no_batch_norm": ("lmu_memory", {"memory_size": 6, "theta": 8.0, "impl": "chunked",
                                                  "batch_norm": False}),
+    "gated_clipped_mlp_gate": ("gated_attention", {"num_heads": 2, "softmax": "clipped", "gamma": -0.1,
+                                                   "zeta": 1.1, "gate": "mlp"}),
+    "clipped_chunked": ("clipped_softmax_attention", {"num_heads": 2, "gamma": -0.2, "impl": "chunked"}),
 }
 
 
@@ -71,7 +76,8 @@ def _tokens(batch: int = BATCH, length: int = LENGTH, seed: int = 1) -> torch.Te
 
 def test_the_registry_declares_the_expected_decoding_mixers() -> None:
     expected = {"softmax_attention", "sliding_window_attention", "lightning_attention", "linear_attention",
-                "lmu_memory"}
+                "lmu_memory", "clipped_softmax_attention", "gated_attention", "grouped_query_attention",
+                "diffqkv_attention"}
     assert expected <= set(DECODABLE)
     assert not can_decode(ShiftedSparseAttention)  # a layer without the protocol is not listed
 
@@ -315,6 +321,10 @@ def test_a_cache_of_the_wrong_kind_or_for_a_layer_that_cannot_decode_raises() ->
     for layer in (SoftmaxAttention(DIM, 2, is_causal=False), SlidingWindowAttention(DIM, 2, 5, is_causal=False),
                   LinearAttention(DIM, 2, is_causal=False)):
         with pytest.raises(ValueError, match="is_causal=False cannot decode"):
+            layer.new_cache(1)
+    for layer in (ClippedSoftmaxAttention(DIM, 2, gamma=None, alpha=4.0),
+                  GatedAttention(DIM, 2, softmax="clipped", alpha=4.0)):
+        with pytest.raises(ValueError, match=r"alpha=4.0 cannot decode with a cache: its gamma = -alpha / T"):
             layer.new_cache(1)
     lmu = LMUMixer(DIM)
     with pytest.raises(ValueError, match="training mode"):

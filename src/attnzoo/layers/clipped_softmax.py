@@ -3,15 +3,15 @@ of the ``clipped_softmax_attention`` variant."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from attnzoo.layers.checks import check_heads, check_layer_input
-from attnzoo.layers.heads import merge_heads, split_heads
-from attnzoo.layers.options import ShowsOptions
+from attnzoo.layers.cache import KVCache
+from attnzoo.layers.softmax import SoftmaxAttention
 from attnzoo.ops.clipped_softmax.functional import clipped_softmax_attention
 from attnzoo.ops.clipped_softmax.stretch import check_stretch, gamma_from_alpha
-from attnzoo.validation import check_flag, check_real, check_scale
 
 
 def clip_options(gamma: float | None, zeta: float, alpha: float | None) -> tuple[float | None, float, float | None]:
@@ -28,7 +28,15 @@ def clip_options(gamma: float | None, zeta: float, alpha: float | None) -> tuple
     return gamma, zeta, None
 
 
-class ClippedSoftmaxAttention(ShowsOptions, nn.Module):
+def check_fixed_gamma(layer: nn.Module) -> None:
+    """Refuse to decode with ``alpha``: γ = −α / T depends on the whole sequence's length T, so the rows a cache
+    keeps were computed with another γ than a full forward over the longer sequence would use."""
+    if layer.alpha is not None:
+        raise ValueError(f"{type(layer).__name__} with alpha={layer.alpha!r} cannot decode with a cache: its gamma = "
+                         "-alpha / T changes with the sequence length T; build it with a fixed gamma to decode")
+
+
+class ClippedSoftmaxAttention(SoftmaxAttention):
     """Multi-head self-attention on ``(B, N, C)`` whose softmax is clipped: fused qkv projection,
     ``clip((ζ − γ) softmax(q kᵀ / √d) + γ, 0, 1) v`` per head, output projection.
 
@@ -36,31 +44,26 @@ class ClippedSoftmaxAttention(ShowsOptions, nn.Module):
     ``gamma=None``: γ = −α / T with T the call's sequence length (the paper's OPT / ViT setting ``--alpha 12``; the
     official code takes T = ``max_seq_length``, the same for its inputs padded to that length). ``is_causal``,
     ``dropout`` (attention dropout in training), ``scale`` and ``impl`` as :class:`attnzoo.layers.SoftmaxAttention`;
-    ``forward`` takes ``key_padding_mask`` and ``cu_seqlens``. Time ``O(N² C)``.
+    ``forward`` takes ``key_padding_mask``, ``cu_seqlens`` and, causal and with a fixed ``gamma``, a ``cache``
+    from :meth:`new_cache` (the softmax layer's :class:`~attnzoo.layers.cache.KVCache`). Time ``O(N² C)``.
     """
 
     def __init__(self, dim: int, num_heads: int = 1, is_causal: bool = True, gamma: float | None = -0.025,
                  zeta: float = 1.0, alpha: float | None = None, qkv_bias: bool = True, dropout: float = 0.0,
                  scale: float | None = None, impl: str = "auto") -> None:
-        super().__init__()
-        self.head_dim = check_heads(dim, num_heads)
-        check_flag("is_causal", is_causal)
-        check_flag("qkv_bias", qkv_bias)
+        super().__init__(dim, num_heads, is_causal=is_causal, qkv_bias=qkv_bias, dropout=dropout, scale=scale,
+                         impl=impl)
         self.gamma, self.zeta, self.alpha = clip_options(gamma, zeta, alpha)
-        self.dim, self.num_heads, self.is_causal = dim, num_heads, is_causal
-        self.dropout = check_real("dropout", dropout, inclusive=True)
-        self.scale, self.impl = check_scale("scale", scale, None), impl
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
-        """``x``: ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding) and packed
-        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`."""
-        check_layer_input(self, x, rank=3, dim=self.dim, layout=f"(B, N, C={self.dim})")
-        q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
+    def new_cache(self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+                  max_length: int | None = None) -> KVCache:
+        """:meth:`SoftmaxAttention.new_cache`; ``ValueError`` with ``alpha`` (see :func:`check_fixed_gamma`)."""
+        check_fixed_gamma(self)
+        return super().new_cache(batch_size, dtype, device, max_length)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, x: torch.Tensor,
+               **options: Any) -> torch.Tensor:  # noqa: ANN401
+        """:func:`attnzoo.ops.clipped_softmax_attention` of the heads, γ fixed or −α / ``x.shape[1]``."""
         gamma = self.gamma if self.alpha is None else gamma_from_alpha(self.alpha, x.shape[1])
-        out = clipped_softmax_attention(q, k, v, self.is_causal, self.scale, self.impl, gamma=gamma, zeta=self.zeta,
-                                        dropout_p=self.dropout if self.training else 0.0,
-                                        key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
-        return self.proj(merge_heads(out))
+        return clipped_softmax_attention(q, k, v, self.is_causal, self.scale, self.impl, gamma=gamma, zeta=self.zeta,
+                                         **options)

@@ -23,19 +23,21 @@ and the fine-tuning rescaling by ``1 / π_init``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
-from attnzoo.layers.checks import autocast_like, check_heads, check_layer_input
-from attnzoo.layers.clipped_softmax import clip_options
-from attnzoo.layers.heads import merge_heads, split_heads
+from attnzoo.layers.cache import KVCache
+from attnzoo.layers.checks import autocast_like, check_heads
+from attnzoo.layers.clipped_softmax import check_fixed_gamma, clip_options
 from attnzoo.layers.options import ShowsOptions
+from attnzoo.layers.softmax import SoftmaxAttention
 from attnzoo.ops.clipped_softmax.functional import clipped_softmax_attention
 from attnzoo.ops.clipped_softmax.stretch import gamma_from_alpha
 from attnzoo.ops.gated_attention.functional import gated_attention
 from attnzoo.ops.gated_attention.gate import gate_heads
-from attnzoo.validation import ArgumentTypeError, check_flag, check_real, check_scale, is_real
+from attnzoo.validation import ArgumentTypeError, is_real
 
 GATE_KINDS = ("unconditional", "linear", "per_head_linear", "mlp")
 SOFTMAX_KINDS = ("vanilla", "clipped")
@@ -108,7 +110,7 @@ class HeadGate(ShowsOptions, nn.Module):
         return torch.sigmoid(self.logits(x))
 
 
-class GatedAttention(ShowsOptions, nn.Module):
+class GatedAttention(SoftmaxAttention):
     """Multi-head self-attention on ``(B, N, C)`` whose heads are gated: fused qkv projection,
     ``sigmoid(G(x))_h ⊙ softmax(q_h k_hᵀ / √d) v_h`` per head (:func:`attnzoo.ops.gated_attention`), output
     projection.
@@ -120,17 +122,16 @@ class GatedAttention(ShowsOptions, nn.Module):
     ``softmax="vanilla"`` these must stay ``None``. ``is_causal``, ``dropout``, ``scale``, ``qkv_bias`` as
     :class:`attnzoo.layers.SoftmaxAttention`; ``impl`` names an implementation of the op that runs
     (``gated_attention``'s, or ``clipped_softmax_attention``'s with ``softmax="clipped"``). ``forward`` takes
-    ``key_padding_mask`` and ``cu_seqlens``. Time ``O(N² C)``.
+    ``key_padding_mask``, ``cu_seqlens`` and, causal and without ``alpha``, a ``cache`` from :meth:`new_cache`
+    (the softmax layer's :class:`~attnzoo.layers.cache.KVCache`). Time ``O(N² C)``.
     """
 
     def __init__(self, dim: int, num_heads: int = 1, is_causal: bool = True, gate: str = "linear",
                  gate_init: float | None = 0.25, softmax: str = "vanilla", gamma: float | None = None,
                  zeta: float | None = None, alpha: float | None = None, qkv_bias: bool = True, dropout: float = 0.0,
                  scale: float | None = None, impl: str = "auto") -> None:
-        super().__init__()
-        self.head_dim = check_heads(dim, num_heads)
-        check_flag("is_causal", is_causal)
-        check_flag("qkv_bias", qkv_bias)
+        super().__init__(dim, num_heads, is_causal=is_causal, qkv_bias=qkv_bias, dropout=dropout, scale=scale,
+                         impl=impl)
         if softmax not in SOFTMAX_KINDS:
             raise ValueError(f"softmax={softmax!r}: expected one of {SOFTMAX_KINDS}")
         if softmax == "vanilla":
@@ -141,27 +142,23 @@ class GatedAttention(ShowsOptions, nn.Module):
         else:
             gamma = -0.025 if gamma is None and alpha is None else gamma
             gamma, zeta, alpha = clip_options(gamma, 1.0 if zeta is None else zeta, alpha)
-        self.dim, self.num_heads, self.is_causal, self.softmax = dim, num_heads, is_causal, softmax
-        self.gamma, self.zeta, self.alpha = gamma, zeta, alpha
-        self.dropout = check_real("dropout", dropout, inclusive=True)
-        self.scale, self.impl = check_scale("scale", scale, None), impl
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.softmax, self.gamma, self.zeta, self.alpha = softmax, gamma, zeta, alpha
         self.head_gate = HeadGate(dim, num_heads, gate, gate_init)
-        self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
-        """``x``: ``(B, N, C)`` -> ``(B, N, C)``; ``key_padding_mask`` ``(B, N)`` (True = padding) and packed
-        ``cu_seqlens`` as in :mod:`attnzoo.ops.dropin`."""
-        check_layer_input(self, x, rank=3, dim=self.dim, layout=f"(B, N, C={self.dim})")
-        q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
+    def new_cache(self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+                  max_length: int | None = None) -> KVCache:
+        """:meth:`SoftmaxAttention.new_cache` (the gate reads only the new tokens); ``ValueError`` with ``alpha``
+        (see :func:`attnzoo.layers.clipped_softmax.check_fixed_gamma`)."""
+        check_fixed_gamma(self)
+        return super().new_cache(batch_size, dtype, device, max_length)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, x: torch.Tensor,
+               **options: Any) -> torch.Tensor:  # noqa: ANN401
+        """The gated heads: ``sigmoid(G(x))`` times :func:`attnzoo.ops.gated_attention` (vanilla) or
+        :func:`attnzoo.ops.clipped_softmax_attention` (clipped) of the heads."""
         gate = autocast_like(self.head_gate(x), q)
-        options = {"dropout_p": self.dropout if self.training else 0.0, "key_padding_mask": key_padding_mask,
-                   "cu_seqlens": cu_seqlens}
         if self.softmax == "vanilla":
-            out = gated_attention(q, k, v, gate, self.is_causal, self.scale, self.impl, **options)
-        else:
-            gamma = self.gamma if self.alpha is None else gamma_from_alpha(self.alpha, x.shape[1])
-            out = gate_heads(clipped_softmax_attention(q, k, v, self.is_causal, self.scale, self.impl, gamma=gamma,
-                                                       zeta=self.zeta, **options), gate)
-        return self.proj(merge_heads(out))
+            return gated_attention(q, k, v, gate, self.is_causal, self.scale, self.impl, **options)
+        gamma = self.gamma if self.alpha is None else gamma_from_alpha(self.alpha, x.shape[1])
+        return gate_heads(clipped_softmax_attention(q, k, v, self.is_causal, self.scale, self.impl, gamma=gamma,
+                                                    zeta=self.zeta, **options), gate)

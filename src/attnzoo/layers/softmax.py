@@ -3,6 +3,8 @@ arXiv 1706.03762), registered as the layer of the ``softmax_attention`` variant 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -63,10 +65,17 @@ class SoftmaxAttention(ShowsOptions, nn.Module):
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
         if cache is not None:
             k, v = cache.update(k, v)
-        out = softmax_attention(q, k, v, self.is_causal, self.scale, self.impl,
-                                dropout_p=self.dropout if self.training else 0.0,
-                                key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
+        out = self.attend(q, k, v, x, dropout_p=self.dropout if self.training else 0.0,
+                          key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
         return self.proj(merge_heads(out))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, x: torch.Tensor,
+               **options: Any) -> torch.Tensor:  # noqa: ANN401
+        """The heads' attention: ``(B, H, N, d)`` queries, ``(B, H, L, d)`` keys and values (``L`` counts the
+        cached tokens) -> ``(B, H, N, d)``, :func:`attnzoo.ops.softmax_attention` with the drop-in ``options``.
+        ``x`` is the ``(B, N, C)`` layer input; the softmax variants built on this layer (clipped softmax, gated
+        heads) override this method and reuse the projections, the checks and the cache."""
+        return softmax_attention(q, k, v, self.is_causal, self.scale, self.impl, **options)
 
 
 class CausalSoftmaxAttention(SoftmaxAttention):
