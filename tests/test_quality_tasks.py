@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from attnzoo import cli
+from attnzoo.registry import TOKENS, get_variant, variants
 from attnzoo.tasks import TASKS, AustenLMTask, FashionMNISTTask, PixelMNISTTask
 from attnzoo.tasks.austen_lm import bits_per_byte
 from attnzoo.tasks.harness import evaluate_mixers
@@ -73,7 +75,20 @@ def test_fashion_mnist_vit_rows(tmp_path: Path) -> None:
                            tmp_path, progress=False)
     for r in rows:
         assert 0.0 <= r["test_accuracy"] <= 1.0 and r["params"] > 0
-    assert rows[1]["mixer_kwargs"] == {"num_heads": 2, "kernel_size": 3}  # 5/7 of a 4-token side, odd
+    assert rows[1]["mixer_kwargs"] == {"num_heads": 2, "is_causal": False, "kernel_size": 3}  # 5/7 of 4, odd
+
+
+@pytest.mark.parametrize("task", [TINY_VIT, TINY_PIXEL], ids=["vit", "pixel"])
+def test_classifiers_build_every_mixer_with_the_option_bidirectional(task) -> None:
+    """A classifier sees the whole image: a mixer whose layer takes ``is_causal`` (linear, gated, GQA...) is built
+    with ``is_causal=False``, not with the causal default a language model wants."""
+    taking = [v.name for v in variants() if v.layer is not None and v.layer_layout == TOKENS
+              and "is_causal" in inspect.signature(v.layer.__init__).parameters]
+    assert {"linear_attention", "gated_attention", "diffqkv_attention"} <= set(taking)
+    for mixer in taking:
+        model = task.build_model(mixer, task.mixer_options(mixer))
+        mixers = [m for m in model.modules() if type(m) is get_variant(mixer).layer]
+        assert mixers and all(m.is_causal is False for m in mixers), mixer
 
 
 def test_fashion_mnist_batches_flip_and_standardise() -> None:

@@ -125,10 +125,11 @@ class FashionMNISTTask(ImageClassificationData):
         check_mixers(options, self.dim, (SEQUENCE_LAYOUT, GRID_LAYOUT), causal=False)
 
     def mixer_options(self, mixer: str) -> dict[str, Any]:
-        """Every mixer with heads gets ``num_heads``; local mixers a neighbourhood / window / block of about 5/7 of
+        """Every mixer with heads gets ``num_heads``, every one with the option ``is_causal=False`` (the classifier
+        sees the whole image, as the pixel task's); local mixers a neighbourhood / window / block of about 5/7 of
         the grid side (5 at 7x7; ``Variant.fit_options``), so they are local but see across patches."""
         side = self.grid
-        return {**option_if_taken(mixer, "num_heads", self.num_heads),
+        return {**option_if_taken(mixer, "num_heads", self.num_heads), **option_if_taken(mixer, "is_causal", False),
                 **fit_options(mixer, (side, side), max(1, (5 * side) // 7))}
 
     def build_model(self, mixer: str, mixer_kwargs: Mapping[str, Any]) -> nn.Module:
