@@ -1,5 +1,6 @@
 """DHVT head-token attention (HI-MHSA, arXiv 2210.05958): the layer against the official ``HI_Attention``
-transcribed with copied weights, the reduction to vanilla MHSA, the fusion into the class token only, the op."""
+transcribed with copied weights, the reduction to vanilla MHSA, the fusion into the class token only, the op; and
+DHVT's dynamic aggregation FFN (DAFF) against the official ``DAFF``, its class-token-only squeeze-excitation."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from attnzoo.layers.dynamic_aggregation_ffn import DynamicAggregationFFN
 from attnzoo.layers.head_tokens import HeadTokenAttention
 from attnzoo.models import VisionTransformer
 from attnzoo.ops.head_tokens import head_token_attention
@@ -140,3 +142,97 @@ def test_layer_errors_and_vit_mixer() -> None:
     model = VisionTransformer(image_size=8, patch_size=2, dim=32, depth=1, mixer="dhvt_head_token_attention")
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     assert math.isfinite(model(torch.randn(1, 1, 8, 8)).sum().item())
+
+
+class OfficialDAFF(nn.Module):
+    """``DAFF`` of ArieSeirack/DHVT ``vision_transformer.py`` at commit 0e40e9fe85515c6a5e2479d1b768b5a9e7b35d24,
+    transcribed (its unused dropout argument left out)."""
+
+    def __init__(self, in_features, hidden_features=None, out_features=None, act_layer=nn.GELU,  # noqa: ANN001, ANN204
+                 kernel_size=3):
+        super().__init__()
+        out_features = out_features or in_features
+        hidden_features = hidden_features or in_features
+        self.conv1 = nn.Conv2d(in_features, hidden_features, kernel_size=1, stride=1, padding=0)
+        self.conv2 = nn.Conv2d(hidden_features, hidden_features, kernel_size=kernel_size, stride=1,
+                               padding=(kernel_size - 1) // 2, groups=hidden_features)
+        self.conv3 = nn.Conv2d(hidden_features, out_features, kernel_size=1, stride=1, padding=0)
+        self.act = act_layer()
+        self.bn1 = nn.BatchNorm2d(hidden_features)
+        self.bn2 = nn.BatchNorm2d(hidden_features)
+        self.bn3 = nn.BatchNorm2d(out_features)
+        self.squeeze = nn.AdaptiveAvgPool2d((1, 1))
+        self.compress = nn.Linear(in_features, in_features // 4)
+        self.excitation = nn.Linear(in_features // 4, in_features)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        B, N, C = x.size()
+        cls_token, tokens = torch.split(x, [1, N - 1], dim=1)
+        x = tokens.reshape(B, int(math.sqrt(N - 1)), int(math.sqrt(N - 1)), C).permute(0, 3, 1, 2)
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.act(x)
+        shortcut = x
+        x = self.conv2(x)
+        x = self.bn2(x)
+        x = self.act(x)
+        x = shortcut + x
+        x = self.conv3(x)
+        x = self.bn3(x)
+        weight = self.squeeze(x).flatten(1).reshape(B, 1, C)
+        weight = self.excitation(self.act(self.compress(weight)))
+        cls_token = cls_token * weight
+        tokens = x.flatten(2).permute(0, 2, 1)
+        out = torch.cat((cls_token, tokens), dim=1)
+        return out
+
+
+@pytest.mark.parametrize(("dim", "ratio", "kernel", "side"), [(16, 4.0, 3, 5), (12, 2.0, 5, 3), (8, 1.5, 1, 1)])
+def test_daff_equals_the_official_module_in_training_and_eval(dim: int, ratio: float, kernel: int, side: int) -> None:
+    torch.manual_seed(0)
+    official = OfficialDAFF(dim, int(dim * ratio), kernel_size=kernel).double()
+    with torch.no_grad():  # trained-looking batch norms
+        for bn in (official.bn1, official.bn2, official.bn3):
+            bn.weight.uniform_(0.5, 1.5), bn.bias.normal_(0, 0.3)
+            bn.running_mean.normal_(0, 0.5), bn.running_var.uniform_(0.5, 2.0)
+    ours = DynamicAggregationFFN(dim, ratio, kernel).double()
+    ours.load_state_dict(official.state_dict())
+    for training in (True, False):
+        official.train(training), ours.train(training)
+        x = torch.randn(3, side * side + 1, dim, dtype=torch.float64, requires_grad=True)
+        expected = official(x)
+        out = ours(x)
+        torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+        grads = torch.autograd.grad(expected.square().sum(), [x, *official.parameters()])
+        ours_grads = torch.autograd.grad(out.square().sum(), [x, *ours.parameters()])
+        for a, b in zip(ours_grads, grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ours.bn1.running_mean, official.bn1.running_mean, rtol=1e-12, atol=1e-12)
+
+
+def test_daff_squeeze_excitation_scales_only_the_class_token() -> None:
+    torch.manual_seed(0)
+    with_cls, without = DynamicAggregationFFN(16).double().eval(), DynamicAggregationFFN(16, class_token=False)
+    without.double().eval().load_state_dict(with_cls.state_dict(), strict=False)
+    x = torch.randn(2, 10, 16, dtype=torch.float64)
+    out = with_cls(x)
+    torch.testing.assert_close(out[:, 1:], without(x[:, 1:]), rtol=0, atol=0)  # patch tokens: no SE
+    se = with_cls.excitation(nn.functional.gelu(with_cls.compress(out[:, 1:].mean(1, keepdim=True))))
+    torch.testing.assert_close(out[:, :1], x[:, :1] * se, rtol=0, atol=0)
+    assert not hasattr(without, "compress")
+
+
+@pytest.mark.parametrize(("kwargs", "tokens", "error", "match"), [
+    ({"dim": 16}, 9, ValueError, r"input has 9 tokens: expected N - 1 patch tokens after the class token forming a "
+                                 r"non-empty square grid, got 8"),
+    ({"dim": 16, "class_token": False}, 10, ValueError, r"expected N patch tokens forming a non-empty square grid"),
+    ({"dim": 16}, 1, ValueError, r"got 0"),
+    ({"dim": 16, "kernel_size": 2}, None, ValueError, r"kernel_size=2: expected an odd size"),
+    ({"dim": 3}, None, ValueError, r"dim=3: the class token's squeeze-excitation has dim // 4 units"),
+    ({"dim": 4, "mlp_ratio": 0.1}, None, ValueError, r"mlp_ratio=0.1 gives int\(dim \* mlp_ratio\) = 0 hidden"),
+    ({"dim": 16, "class_token": 1}, None, TypeError, r"class_token"),
+])
+def test_daff_bad_input(kwargs: dict, tokens: int | None, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        layer = DynamicAggregationFFN(**kwargs)
+        layer(torch.randn(1, tokens, kwargs["dim"]))
