@@ -12,7 +12,7 @@ from timm_source import load_timm, to_2tuple
 from attnzoo.layers import ChannelGroupAttention, WindowAttention2D
 from attnzoo.ops import channel_group_attention
 
-IMPLS = ["sdpa", "reference"]
+IMPLS = ["gemm", "reference"]
 
 
 def _tensors(*shapes: tuple[int, ...], seed: int = 0) -> list[torch.Tensor]:

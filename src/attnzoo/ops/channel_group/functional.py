@@ -21,9 +21,8 @@ computes ``softmax((k s)ᵀ v)`` and multiplies it into ``q``: the paper's equat
 (:class:`attnzoo.layers.ChannelGroupAttention`) passes the official projections in the official roles, so a
 timm checkpoint loads unchanged.
 
-Implementations: ``sdpa`` (the transposed tensors through ``scaled_dot_product_attention``: ``C_g`` tokens of
-dimension ``N``; forward and backward) and ``reference`` (the ``C_g x C_g`` scores by ``einsum``, an explicit
-softmax). Verified (tests/test_channel_group.py): both against a per-group loop of Eq. 3 as printed, against
+Implementations: ``gemm`` (two batched GEMMs, as timm; forward and backward) and ``reference`` (the
+``C_g x C_g`` scores by ``einsum``, an explicit softmax): one algorithm, which is already the efficient one. Verified (tests/test_channel_group.py): both against a per-group loop of Eq. 3 as printed, against
 timm 1.0.31's ``ChannelAttention`` (its source loaded from the wheel) with copied weights, permutation
 equivariance over positions, and ``C_g = 1`` giving the value unchanged.
 """
@@ -45,7 +44,7 @@ def channel_group_attention(query: torch.Tensor, key: torch.Tensor, value: torch
     channels, ``N`` positions) -> ``(B, G, N, C_g)``.
 
     Per group: ``A = softmax(Qᵀ K · scale)`` over the ``C_g`` key channels, output ``V Aᵀ``. ``scale`` defaults
-    to ``C_g^{-1/2}``. ``impl``: ``"auto"``, ``"sdpa"`` or ``"reference"``. Time O(N · C_g²) per group.
+    to ``C_g^{-1/2}``. ``impl``: ``"auto"``, ``"gemm"`` or ``"reference"``. Time O(N · C_g²) per group.
 
     >>> import torch
     >>> x = torch.randn(2, 3, 49, 8)                       # 3 groups of 8 channels on a 7x7 map

@@ -9,7 +9,7 @@ from attnzoo.fitting import grid_block
 from attnzoo.layers.channel_group import ChannelGroupAttention
 from attnzoo.ops.channel_group.functional import VARIANT_NAME, channel_group_attention
 from attnzoo.ops.channel_group.reference import channel_group_reference
-from attnzoo.ops.channel_group.sdpa import channel_group_sdpa
+from attnzoo.ops.channel_group.gemm import channel_group_gemm
 from attnzoo.registry import IMAGE, SEQUENCE, Implementation, Paper, Variant, register
 
 
@@ -27,8 +27,8 @@ register(Variant(
             "softmax(Q^T K / sqrt(C_g)) applied to V; with window_size, DaViT's dual pair (window then channel)",
     op=channel_group_attention,
     implementations={
-        "sdpa": Implementation("sdpa", channel_group_sdpa, AUTOGRAD_ANY_FLOAT,
-                               "channel tokens through SDPA on the transposed tensors; O(N C_g^2)"),
+        "gemm": Implementation("gemm", channel_group_gemm, AUTOGRAD_ANY_FLOAT,
+                               "two batched GEMMs: Q^T K over the positions, V A^T; O(N C_g^2)"),
         "reference": Implementation("reference", channel_group_reference, AUTOGRAD_ANY_FLOAT,
                                     "C_g x C_g scores by einsum, explicit softmax (oracle)"),
     },
