@@ -15,7 +15,7 @@ from attnzoo.layers import RecursiveGeneralizationAttention, RGTBlock
 from attnzoo.layers.recursive_generalization import official_levels
 from attnzoo.ops import recursive_generalization_attention, softmax_attention
 
-IMPLS = ["sdpa", "reference"]
+IMPLS = ["gemm", "reference"]
 
 
 def _tensors(*shapes: tuple[int, ...], seed: int = 0) -> list[torch.Tensor]:

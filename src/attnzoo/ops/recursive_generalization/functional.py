@@ -16,8 +16,9 @@ Non-causal. Time O(N · M · (D + Dv)), memory O(N · M): linear in ``N`` for a 
 reduced query/key head dim ``D = head_dim · c_ratio``. With the representatives equal to all tokens (``M = N``,
 ``K``, ``V`` the keys and values of every token) the op is dense softmax attention.
 
-Implementations: ``sdpa`` (one ``scaled_dot_product_attention`` call; forward and backward) and ``reference``
-(:func:`attnzoo.ops.dense_attention`, dense ``N x M`` scores). Verified (tests/test_recursive_generalization.py):
+Implementations: ``gemm`` (matmul, softmax, matmul; forward and backward; measured faster than
+``scaled_dot_product_attention`` on CPU at the official head dims) and ``reference``
+(:func:`attnzoo.ops.dense_attention`, dense ``N x M`` scores with its exact NaN routing). Verified (tests/test_recursive_generalization.py):
 the layer against the official ``RG_SA`` and ``Block`` (zhengchen1999/RGT ``basicsr/archs/rgt_arch.py``,
 transcribed) with copied weights, dense attention for ``M = N``, one representative giving every query the same
 output.
@@ -57,7 +58,7 @@ def recursive_generalization_attention(query: torch.Tensor, key: torch.Tensor, v
     """Attention of every query to the representative tokens. ``query`` ``(B, H, N, D)``, ``key``
     ``(B, H, M, D)``, ``value`` ``(B, H, M, Dv)`` -> ``(B, H, N, Dv)``.
 
-    ``scale`` defaults to ``D^{-1/2}``; ``impl``: ``"auto"``, ``"sdpa"`` or ``"reference"``. Time
+    ``scale`` defaults to ``D^{-1/2}``; ``impl``: ``"auto"``, ``"gemm"`` or ``"reference"``. Time
     O(N · M · (D + Dv)).
 
     >>> import torch

@@ -6,7 +6,7 @@ from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT
 from attnzoo.layers.recursive_generalization import RecursiveGeneralizationAttention
 from attnzoo.ops.recursive_generalization.functional import VARIANT_NAME, recursive_generalization_attention
 from attnzoo.ops.recursive_generalization.reference import recursive_generalization_reference
-from attnzoo.ops.recursive_generalization.sdpa import recursive_generalization_sdpa
+from attnzoo.ops.recursive_generalization.gemm import recursive_generalization_gemm
 from attnzoo.registry import IMAGE, SEQUENCE, Implementation, Paper, Variant, register
 
 register(Variant(
@@ -18,8 +18,8 @@ register(Variant(
             "one stride-4 depthwise conv (T times) + DWConv/1x1/LN/GELU; CPE on the values; O(N M D)",
     op=recursive_generalization_attention,
     implementations={
-        "sdpa": Implementation("sdpa", recursive_generalization_sdpa, AUTOGRAD_ANY_FLOAT,
-                               "one SDPA call of the N queries over the M representatives; O(N M D)"),
+        "gemm": Implementation("gemm", recursive_generalization_gemm, AUTOGRAD_ANY_FLOAT,
+                               "matmul, softmax, matmul of the N queries over the M representatives; O(N M D)"),
         "reference": Implementation("reference", recursive_generalization_reference, AUTOGRAD_ANY_FLOAT,
                                     "dense N x M scores, explicit softmax (oracle)"),
     },
