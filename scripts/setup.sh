@@ -4,7 +4,7 @@
 # progress: matplotlib, rdata, tqdm) and the documentation site's tools (".[docs]"), then the offline data sets
 # of the quality tasks (Debian packages,
 # scripts/install_data.sh). `--peers` also installs the optional peer libraries the benchmark compares against
-# (NATTEN, local-attention, fla-core); they depend on torch, so they go in with --no-deps.
+# (NATTEN, local-attention, fla-core, timm); they depend on torch, so they go in with --no-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
@@ -18,4 +18,7 @@ if [[ "${1:-}" == "--peers" ]]; then
     python3 -m pip install -q --no-deps --no-build-isolation natten==0.21.7
     python3 -m pip install -q --no-deps local-attention==1.11.2 hyper-connections
     python3 -m pip install -q --no-deps fla-core==0.6.0 "einops>=0.7"   # einops: fla's naive reference imports it
+    # timm's source files for the DaViT / GC ViT peer tests (tests/timm_source.py reads them without importing
+    # timm, whose __init__ needs torchvision)
+    python3 -m pip install -q --no-deps timm==1.0.31
 fi
