@@ -136,6 +136,17 @@ class Quantizer(ABC):
         v, _, b = self._prepare(x, params)
         return self._values(self._codes(v, b, generator), b).reshape(x.shape).to(x.dtype)
 
+    def _passes_gradient(self, v: torch.Tensor, params: QParams) -> torch.Tensor:
+        """Where the clipped straight-through estimator passes the gradient (view shape, bool): by default
+        inside the representable range."""
+        low, high = self._clip_range(params)
+        return (v >= low) & (v <= high)
+
+    def passes_gradient(self, x: torch.Tensor, params: QParams) -> torch.Tensor:
+        """The mask of the clipped straight-through estimator for ``x`` (bool, ``x``'s shape)."""
+        v, _, b = self._prepare(x, params)
+        return self._passes_gradient(v, b).expand(v.shape).reshape(x.shape)
+
     def clip_range(self, x: torch.Tensor, params: QParams) -> tuple[torch.Tensor, torch.Tensor]:
         """The smallest and largest representable values for each entry of ``x`` (broadcastable to ``x``)."""
         low, high = self._clip_range(self.broadcast_params(params, x))

@@ -12,6 +12,7 @@ Here the bias is carried as the scale ``s = 2^−b`` (:class:`~attnzoo.quant.bas
 ``s · Q_0(x / s)`` with ``Q_0`` the format at bias 0, whose exponent ``⌊log2 |y|⌋`` is read exactly with
 ``torch.frexp`` (the official code takes ``floor(log2(|x|) + b)`` in floating point; the two agree up to floating
 rounding at cell boundaries, tested against a transcription of ``get_scale``). Codes are IEEE-style bit patterns
+(equal to torch's ``float8_e4m3fn`` / ``float8_e5m2`` bytes wherever those are finite, ``−0`` included)
 ``sign · 2^(E+M) + e · 2^M + m``: ``e = 0`` holds the subnormals ``m · 2^(1−M)``, ``e ≥ 1`` the normals
 ``(2^M + m) · 2^(e−M)`` (times ``s``); there is no infinity or NaN code, so E4M3 reaches ``480 · s`` (the OCP
 ``float8_e4m3fn`` reserves its top code for NaN: 448), while E2M1 with ``maxval = 6`` is exactly OCP FP4:
@@ -165,7 +166,7 @@ class FloatQuantizer(Quantizer):
         exponent = torch.clamp(torch.frexp(a).exponent - 1, min=1).to(a.dtype)
         units = round_to_integer(torch.ldexp(a, self.mantissa_bits - exponent), self.rounding, generator)
         mag = torch.ldexp(units, exponent - self.mantissa_bits)
-        sign = ((y < 0) & (mag > 0)).to(a.dtype)
+        sign = torch.signbit(y).to(a.dtype)  # IEEE: what rounds to zero from below is −0 (code 2^(bits−1))
         return sign * 2 ** (self.bits - 1) + self._code_of_magnitude(mag)
 
     def _values(self, codes: torch.Tensor, params: QParams) -> torch.Tensor:

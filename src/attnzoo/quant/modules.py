@@ -78,6 +78,17 @@ class ActivationQuantizer(nn.Module):
         self.scale, self.zero_point = params.scale, params.zero_point
         self.mode = "quantize"
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
+        """Frozen parameters load into a fresh (uncalibrated) quantizer, which then quantizes."""
+        loaded = False
+        for name in ("scale", "zero_point"):
+            if prefix + name in state_dict and getattr(self, name) is None:
+                setattr(self, name, state_dict[prefix + name].clone())
+                loaded = True
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        if loaded:
+            self.mode = "quantize"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "off":
             return x

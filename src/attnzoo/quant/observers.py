@@ -107,7 +107,7 @@ def percentile(v: torch.Tensor, q: float) -> torch.Tensor:
     (including its ``t >= 0.5`` branch, ``b − (b − a)(1 − t)``, so that the values agree bit for bit)."""
     s = torch.sort(v, dim=1).values
     n, quantile = s.shape[1], q / 100
-    index = n * quantile + (1 + quantile * (1 - 1 - 1)) - 1  # numpy's _compute_virtual_index, alpha = beta = 1
+    index = (n - 1) * quantile  # numpy's virtual index for method="linear"
     lo = int(index // 1)
     hi = min(lo + 1, n - 1)
     t = index - lo

@@ -3,8 +3,10 @@ quantisation as the identity.
 
 - ``"identity"``: ``∂x̂/∂x = 1`` everywhere (BitNet's ``x + sg(q(x) − x)``, arXiv 2402.17764 / the authors'
   ``round_clamp``): weights keep learning even when clipped.
-- ``"clipped"``: ``∂x̂/∂x = 1`` inside the representable range ``[q_min, q_max]`` and 0 outside, the gradient of
-  ``torch.fake_quantize_per_tensor_affine`` (tested against it) and of the Qualcomm ``round_ste`` + clamp.
+- ``"clipped"``: ``∂x̂/∂x = 1`` where ``x`` is not clipped and 0 where it is, each format's reference convention:
+  for the integer grids where the rounded code lies in ``[code_min, code_max]`` (the gradient of
+  ``torch.fake_quantize_per_tensor_affine``, tested equal, and of the Qualcomm ``round_ste`` + clamp), for the
+  floating-point grid inside ``[−maxval, maxval]`` (LLM-FP4 clamps before rounding).
 
 The forward is written ``x̂ + (x − sg(x))`` rather than ``x + sg(x̂ − x)``, so it equals ``x̂`` bit for bit.
 Parameters are not learned (no gradient to the scale, as in min-max PTQ / BitNet); LSQ-style learned scales are
@@ -41,6 +43,5 @@ def fake_quantize(x: torch.Tensor, quantizer: Quantizer, params: QParams | None 
         return x_hat
     passthrough = x - flat
     if ste == "clipped":
-        low, high = quantizer.clip_range(flat, params)
-        passthrough = passthrough * ((flat >= low) & (flat <= high))
+        passthrough = passthrough * quantizer.passes_gradient(flat, params)
     return x_hat + passthrough

@@ -89,4 +89,5 @@ class TernaryQuantizer(Quantizer):
         return codes / (1 / params.scale)
 
     def _clip_range(self, params: QParams) -> tuple[torch.Tensor, torch.Tensor]:
-        return -params.scale, params.scale
+        top = self._values(torch.ones_like(params.scale), params)
+        return -top, top

@@ -100,6 +100,16 @@ class UniformQuantizer(Quantizer):
             q = q + params.zero_point
         return torch.clamp(q, self.code_min, self.code_max)
 
+    def _unclamped(self, v: torch.Tensor, params: QParams) -> torch.Tensor:
+        q = torch.round(v / params.scale)
+        return q if params.zero_point is None else q + params.zero_point
+
+    def _passes_gradient(self, v: torch.Tensor, params: QParams) -> torch.Tensor:
+        """Where the rounded code is not clamped: the gradient of ``torch.fake_quantize_per_*_affine`` and of the
+        Qualcomm ``round_ste`` + clamp (half a step beyond the range still passes)."""
+        q = self._unclamped(v, params)
+        return (q >= self.code_min) & (q <= self.code_max)
+
     def _values(self, codes: torch.Tensor, params: QParams) -> torch.Tensor:
         return params.scale * (codes if params.zero_point is None else codes - params.zero_point)
 
