@@ -11,10 +11,13 @@
   ones, e.g. the LM head: the official ``fp32_head`` setup) are quantised per tensor, symmetric; the activations
   entering and leaving every such ``nn.Linear`` and leaving every block (the residual stream) per tensor,
   asymmetric uniform affine, with ranges from running min-max calibration (momentum 0.9, as the official
-  ``RunningMinMaxEstimator``) on floating-point forward passes, then frozen. Departures from the official
-  setup, stated: weight ranges are min-max (the official uses an MSE grid search), calibration runs without
-  quantisation, no percentile clipping, and the quantisers sit at the linear layers' and blocks' boundaries,
-  not after every op (softmax, LayerNorm, GELU inputs stay in float).
+  ``RunningMinMaxEstimator``) on forward passes with the weights quantised and the activations in float, then
+  frozen. Departures from the official setup, stated: weight ranges are min-max (the official uses an MSE grid
+  search), no percentile clipping, and the quantisers sit at the linear layers' and blocks' boundaries, not
+  after every op (softmax, LayerNorm, GELU inputs stay in float). Built on :mod:`attnzoo.quant` (the one
+  implementation of uniform affine quantisation): a quantised linear layer whose weight is tied to an embedding
+  (the LM head when it is not skipped) quantises only its own use of the weight; before the toolkit, the
+  in-place weight copy quantised the tied embedding table too.
 
 Uniform affine quantisation with ``b`` bits, scale ``Δ = (max − min) / (2^b − 1)`` and zero point
 ``z = round(−min / Δ)``: ``x̂ = Δ · (clamp(round(x / Δ) + z, 0, 2^b − 1) − z)``; inside the range
@@ -23,7 +26,7 @@ Uniform affine quantisation with ``b`` bits, scale ``Δ = (max − min) / (2^b �
 
 from __future__ import annotations
 
-import copy
+import glob
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +36,16 @@ import torch
 from torch import nn
 
 from attnzoo.models.block import Block
+from attnzoo.quant import (
+    ActivationSpec,
+    QParams,
+    Recipe,
+    Rule,
+    RunningMinMaxObserver,
+    UniformQuantizer,
+    quantizable_layers,
+    quantize,
+)
 
 
 def kurtosis(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -98,88 +111,44 @@ class FFNOutlierProbe:
 
 def affine_parameters(low: torch.Tensor, high: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(Δ, z)`` of asymmetric uniform affine quantisation over ``[low, high]`` widened to include 0 (so that 0
-    is exact)."""
-    low, high = torch.clamp(low, max=0), torch.clamp(high, min=0)
-    scale = torch.clamp((high - low) / (2 ** bits - 1), min=1e-12)
-    return scale, torch.round(-low / scale)
+    is exact): :meth:`attnzoo.quant.UniformQuantizer.params_from_range`."""
+    params = UniformQuantizer(bits, symmetric=False).params_from_range(low, high)
+    return params.scale, params.zero_point
 
 
 def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, bits: int) -> torch.Tensor:
-    """``Δ · (clamp(round(x / Δ) + z, 0, 2^b − 1) − z)``: ``x`` rounded to the ``2^b`` levels of the grid."""
-    return scale * (torch.clamp(torch.round(x / scale) + zero_point, 0, 2 ** bits - 1) - zero_point)
+    """``Δ · (clamp(round(x / Δ) + z, 0, 2^b − 1) − z)``: ``x`` rounded to the ``2^b`` levels of the grid
+    (:meth:`attnzoo.quant.UniformQuantizer.quantize`, asymmetric)."""
+    return UniformQuantizer(bits, symmetric=False).quantize(x, QParams(scale, zero_point))
 
 
 def quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
     """Symmetric per-tensor fake quantisation: levels ``Δ · {−(2^(b−1) − 1), ..., 2^(b−1) − 1}``,
-    ``Δ = max |w| / (2^(b−1) − 1)``."""
-    levels = 2 ** (bits - 1) - 1
-    scale = torch.clamp(weight.abs().max() / levels, min=1e-12)
-    return scale * torch.clamp(torch.round(weight / scale), -levels, levels)
+    ``Δ = max |w| / (2^(b−1) − 1)`` (:class:`attnzoo.quant.UniformQuantizer`, symmetric)."""
+    return UniformQuantizer(bits, symmetric=True).quantize(weight)
 
 
-@dataclass
-class RunningMinMax:
-    """The official running min-max range estimator: the first batch's min / max, then
-    ``(1 − momentum) · new + momentum · old``."""
-
-    momentum: float = 0.9
-    low: torch.Tensor | None = None
-    high: torch.Tensor | None = None
-
-    def update(self, x: torch.Tensor) -> None:
-        low, high = x.detach().min(), x.detach().max()
-        if self.low is None:
-            self.low, self.high = low, high
-        else:
-            self.low = (1 - self.momentum) * low + self.momentum * self.low
-            self.high = (1 - self.momentum) * high + self.momentum * self.high
-
-
-@dataclass
-class _ActivationQuantizer:
-    bits: int
-    estimator: RunningMinMax = field(default_factory=RunningMinMax)
-    calibrating: bool = True
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.calibrating:
-            self.estimator.update(x)
-            return x
-        return fake_quantize(x, *affine_parameters(self.estimator.low, self.estimator.high, self.bits), self.bits)
+RunningMinMax = RunningMinMaxObserver
+"""The official running min-max range estimator (:class:`attnzoo.quant.RunningMinMaxObserver`): the first batch's
+min / max, then ``(1 − momentum) · new + momentum · old``."""
 
 
 def quantize_w8a8(model: nn.Module, calibration: Iterable[Any], run: Callable[[nn.Module, Any], Any], *,
                   skip: Callable[[str, nn.Module], bool] = lambda name, module: False, bits: int = 8,
                   activation_bits: int | None = None) -> nn.Module:
-    """A fake-quantised copy of ``model`` (``model`` is unchanged; see the module docstring): its ``nn.Linear``
-    weights quantised to ``bits`` bits, activation quantisers (``activation_bits``, default ``bits``) at the
-    inputs and outputs of those layers and the outputs of every block, calibrated by ``run(copy, batch)`` on each
-    ``calibration`` batch (in eval mode, without gradients) and then frozen. ``skip(name, module)`` keeps a
-    linear layer in float (weights and activations)."""
-    if bits < 2 or (activation_bits is not None and activation_bits < 2):
-        raise ValueError(f"bits={bits}, activation_bits={activation_bits}: expected at least 2 bits")
-    quantized = copy.deepcopy(model).eval()
-    quantizers: list[_ActivationQuantizer] = []
+    """A fake-quantised copy of ``model`` (``model`` is unchanged; see the module docstring), in eval mode: its
+    ``nn.Linear`` weights quantised to ``bits`` bits, activation quantisers (``activation_bits``, default
+    ``bits``) at the inputs and outputs of those layers and the outputs of every block, calibrated by
+    ``run(copy, batch)`` on each ``calibration`` batch (in eval mode, without gradients) and then frozen.
+    ``skip(name, module)`` keeps a linear layer in float (weights and activations).
 
-    def quantizer() -> _ActivationQuantizer:
-        quantizers.append(_ActivationQuantizer(activation_bits or bits))
-        return quantizers[-1]
-
-    for name, module in quantized.named_modules():
-        if isinstance(module, nn.Linear) and not skip(name, module):
-            with torch.no_grad():
-                module.weight.copy_(quantize_weight(module.weight, bits))
-            before, after = quantizer(), quantizer()
-            module.register_forward_pre_hook(lambda m, args, q=before: (q(args[0]), *args[1:]))
-            module.register_forward_hook(lambda m, args, out, q=after: q(out))
-        elif isinstance(module, Block):
-            residual = quantizer()
-            module.register_forward_hook(lambda m, args, out, q=residual: q(out))
-    with torch.no_grad():
-        for batch in calibration:
-            run(quantized, batch)
-    if any(q.estimator.low is None for q in quantizers):
-        raise ValueError("calibration ran no batch through some quantised layer; pass calibration batches")
-    for q in quantizers:
-        q.calibrating = False
-    return quantized
+    Built on :func:`attnzoo.quant.quantize`: one :class:`~attnzoo.quant.Rule` for every linear layer and an
+    ``outputs`` entry per block."""
+    activation = ActivationSpec(UniformQuantizer(bits if activation_bits is None else activation_bits,
+                                                 symmetric=False), RunningMinMaxObserver(momentum=0.9))
+    layers = quantizable_layers(model)
+    skipped = [glob.escape(n) for n in layers if skip(n, model.get_submodule(n))]
+    blocks = [(glob.escape(n), activation) for n, m in model.named_modules() if isinstance(m, Block)]
+    rules = (Rule("*", weight=UniformQuantizer(bits, symmetric=True), input=activation, output=activation),)
+    recipe = Recipe(rules, skip=tuple(skipped), outputs=tuple(blocks))
+    return quantize(model, recipe, calibration, run).eval()
