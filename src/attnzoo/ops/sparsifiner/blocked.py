@@ -18,17 +18,21 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from attnzoo.ops.dense import attend_values, dense_attention
+from attnzoo.ops.dense import attend_values, dense_attention, has_non_finite
 from attnzoo.ops.sparsifiner.connectivity import block_rows
 
 
 def _attend_block(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, indices: torch.Tensor,
-                  scale: float) -> torch.Tensor:
-    """``(B, H, rows, D)`` queries attending to their ``(B, H, rows, top_k)`` selected keys -> ``(B, H, rows, Dv)``."""
+                  scale: float, finite_values: bool) -> torch.Tensor:
+    """``(B, H, rows, D)`` queries attending to their ``(B, H, rows, top_k)`` selected keys -> ``(B, H, rows, Dv)``;
+    ``finite_values``: ``value`` holds no NaN or infinity (then the plain GEMM is exact)."""
     scores = torch.matmul(query, key.transpose(-1, -2)) * scale
     probs = torch.softmax(scores.gather(-1, indices), dim=-1)
+    weights = torch.zeros_like(scores).scatter(-1, indices, probs)
+    if finite_values:
+        return torch.matmul(weights, value)
     visible = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device).scatter(-1, indices, True)
-    return attend_values(torch.zeros_like(scores).scatter(-1, indices, probs), value, visible)
+    return attend_values(weights, value, visible)
 
 
 def sparsifiner_blocked(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, indices: torch.Tensor, *,
@@ -38,12 +42,13 @@ def sparsifiner_blocked(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     parts = [dense_attention(query[:, :, :global_queries], key, value, scale=scale)] if global_queries else []
     step = block_rows(b * h, n, n - global_queries)
     recompute = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    finite_values = not has_non_finite(value)  # once per call, not per block
     for start in range(global_queries, n, step):
         rows = slice(start, start + step)
         selected = indices[:, :, start - global_queries:start - global_queries + step]
         if recompute:
-            parts.append(checkpoint(_attend_block, query[:, :, rows], key, value, selected, scale,
+            parts.append(checkpoint(_attend_block, query[:, :, rows], key, value, selected, scale, finite_values,
                                     use_reentrant=False))
         else:
-            parts.append(_attend_block(query[:, :, rows], key, value, selected, scale))
+            parts.append(_attend_block(query[:, :, rows], key, value, selected, scale, finite_values))
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
