@@ -41,6 +41,8 @@ def connectivity_indices(coef: torch.Tensor, basis: torch.Tensor, top_k: int) ->
     O(N' · top_k) memory for the result plus one block."""
     b, h, rows, _ = coef.shape
     n = basis.shape[-1]
+    if top_k == n:  # every key: an expanded view, no (N', N) index tensor
+        return torch.arange(n, device=coef.device).expand(b, h, rows, n)
     step = block_rows(b * h, n, rows)
     blocks = [top_k_indices(torch.matmul(coef[:, :, i:i + step], basis), top_k) for i in range(0, rows, step)]
     if len(blocks) == 1:
