@@ -6,9 +6,11 @@ tests/test_dynamic_local.py and tests/test_sparse_global.py.
   as loops over the kernel offsets with each kernel's index arithmetic (stride, padding, dilation as there),
   vectorised over the other indices; ``IDynamicDWConv`` with them as its autograd function.
 - ``basicsr/archs/dlgsanet_arch.py``: ``IDynamicDWConvBlock`` (``dynamic=True``), ``SparseAttention`` (SparseGSA)
-  and ``Attention`` (Restormer's MDTA), their training-mode forward (``tlc_flag`` off), einops' ``rearrange``
-  written as reshapes.
+  and ``Attention`` (Restormer's MDTA) with their eval-mode TLC (``grids`` / ``grids_inverse``, from
+  megvii-research/TLC), einops' ``rearrange`` written as reshapes.
 """
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -125,8 +127,10 @@ class OfficialSparseAttention(nn.Module):
     """``SparseAttention`` (``activation='relu'``); ``activation='softmax'`` gives ``Attention`` (MDTA), whose
     ``_forward`` differs only by ``self.softmax`` in place of ``self.act``."""
 
-    def __init__(self, dim, num_heads, bias=False, activation="relu"):
+    def __init__(self, dim, num_heads, bias=False, activation="relu", tlc_flag=True, tlc_kernel=48):
         super().__init__()
+        self.tlc_flag = tlc_flag
+        self.kernel_size = [tlc_kernel, tlc_kernel]
         self.num_heads = num_heads
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
         self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
@@ -147,5 +151,56 @@ class OfficialSparseAttention(nn.Module):
     def forward(self, x):
         b, c, h, w = x.shape
         qkv = self.qkv_dwconv(self.qkv(x))
-        out = self._forward(qkv).reshape(b, c, h, w)
+        if self.training or not self.tlc_flag:
+            out = self._forward(qkv).reshape(b, c, h, w)
+            return self.project_out(out)
+        qkv = self.grids(qkv)
+        out = self._forward(qkv).reshape(qkv.shape[0], c, qkv.shape[-2], qkv.shape[-1])
+        out = self.grids_inverse(out)
         return self.project_out(out)
+
+    def grids(self, x):
+        b, c, h, w = x.shape
+        self.original_size = (b, c // 3, h, w)
+        assert b == 1
+        k1, k2 = self.kernel_size
+        k1 = min(h, k1)
+        k2 = min(w, k2)
+        num_row = (h - 1) // k1 + 1
+        num_col = (w - 1) // k2 + 1
+        step_j = k2 if num_col == 1 else math.ceil((w - k2) / (num_col - 1) - 1e-8)
+        step_i = k1 if num_row == 1 else math.ceil((h - k1) / (num_row - 1) - 1e-8)
+        parts = []
+        idxes = []
+        i = 0
+        last_i = False
+        while i < h and not last_i:
+            j = 0
+            if i + k1 >= h:
+                i = h - k1
+                last_i = True
+            last_j = False
+            while j < w and not last_j:
+                if j + k2 >= w:
+                    j = w - k2
+                    last_j = True
+                parts.append(x[:, :, i:i + k1, j:j + k2])
+                idxes.append({"i": i, "j": j})
+                j = j + step_j
+            i = i + step_i
+        self.idxes = idxes
+        return torch.cat(parts, dim=0)
+
+    def grids_inverse(self, outs):
+        preds = torch.zeros(self.original_size, dtype=outs.dtype)
+        b, c, h, w = self.original_size
+        count_mt = torch.zeros((b, 1, h, w), dtype=outs.dtype)
+        k1, k2 = self.kernel_size
+        k1 = min(h, k1)
+        k2 = min(w, k2)
+        for cnt, each_idx in enumerate(self.idxes):
+            i = each_idx["i"]
+            j = each_idx["j"]
+            preds[0, :, i:i + k1, j:j + k2] += outs[cnt, :, :, :]
+            count_mt[0, 0, i:i + k1, j:j + k2] += 1.
+        return preds / count_mt

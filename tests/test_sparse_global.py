@@ -40,7 +40,7 @@ def test_layer_loads_the_official_state_dict(activation: str, dim: int, heads: i
     """``relu``: the official ``SparseAttention``; ``softmax``: Restormer's ``Attention`` (MDTA). Temperatures
     are perturbed from their initial ones, so that they matter."""
     torch.manual_seed(0)
-    official = OfficialSparseAttention(dim, heads, activation=activation).double()
+    official = OfficialSparseAttention(dim, heads, activation=activation, tlc_flag=False).double()
     with torch.no_grad():
         official.temperature.copy_(randn(heads, 1, 1, seed=7).abs() + 0.5)
     ours = SparseGlobalAttention(dim, heads, activation=activation).double()
@@ -55,6 +55,22 @@ def test_layer_loads_the_official_state_dict(activation: str, dim: int, heads: i
     want = torch.autograd.grad(expected, [x, *official.parameters()], cotangent)
     for g, w in zip(got, want):
         close(g, w, atol=1e-10)
+
+
+@pytest.mark.parametrize(("grid", "tile"), [((20, 30), 12), ((13, 9), 5), ((7, 7), 48), ((48, 10), 48)])
+def test_tiled_evaluation_is_the_official_tlc(grid: tuple[int, int], tile: int) -> None:
+    """Eval mode with ``tlc_kernel``: the official ``grids`` / attention per tile / ``grids_inverse`` (batch 1,
+    as the official code asserts), and each sample of a batch as on its own; training mode does not tile."""
+    torch.manual_seed(0)
+    official = OfficialSparseAttention(16, 2, tlc_kernel=tile).double().eval()
+    ours = SparseGlobalAttention(16, 2, tlc_kernel=tile).double().eval()
+    ours.load_state_dict(official.state_dict())
+    x = randn(3, 16, *grid)
+    out = ours(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    for n in range(3):
+        close(out[n:n + 1], official(x[n:n + 1]))
+    official.train(), ours.train()
+    close(ours(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2), official(x))
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -79,5 +79,6 @@ register_spec(OpTestSpec(
         bad_layer_option("top_k", 0, ValueError, " an int >= 1"),
         bad_layer_option("activation", "sigmoid", ValueError, " one of ('relu', 'softmax')"),
         bad_layer_option("bias", "no", expected=" a bool"),
+        bad_layer_option("tlc_kernel", 0, ValueError, " an int >= 1"),
     ],
 ))
