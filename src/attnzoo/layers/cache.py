@@ -274,6 +274,10 @@ class BlockLocalKVCache(KVCache):
     def capacity(self) -> int:
         return self.block_size - 1
 
+    def tokens_held(self, length: int) -> int:
+        """The tokens of the unfinished block after ``length`` tokens: ``length mod block_size``."""
+        return check_int("length", length, 0) % self.block_size
+
     def check(self, layer: nn.Module, x: torch.Tensor) -> None:
         """:meth:`LayerCache.check`, and no call that ends inside a bidirectional prefix."""
         super().check(layer, x)

@@ -72,13 +72,18 @@ class BlockTransformerCache(ModelCache):
         """Block-decoder entries per layer after ``length`` tokens: the start vector and the complete blocks."""
         return length // self.block_length + 1 if check_int("length", length, 0) else 0
 
-    def token_entries(self, length: int) -> int:
-        """Token-decoder entries per layer after ``length`` tokens: the current block's prefix and tokens (none
-        while the block's last token has arrived but the next prefix has not been fed, which never happens
-        between calls: that token feeds it)."""
+    def stream_length(self, length: int) -> int:
+        """Positions the token decoder has read after ``length`` tokens: ``S`` per complete block, then the current
+        block's prefix and its tokens but the last (0 before the first call)."""
         if not check_int("length", length, 0):
             return 0
-        return (self.prefix_length + length % self.block_length) % self.local_length
+        return length // self.block_length * self.local_length + self.prefix_length + length % self.block_length
+
+    def token_entries(self, length: int) -> int:
+        """Token-decoder entries per layer after ``length`` tokens: the current block's prefix and tokens,
+        ``(R + length mod L_B) mod S < S`` (none when the block's first ``L_B - 1`` tokens complete its local
+        sequence: its last token never enters the token decoder, it brings the next block's prefix)."""
+        return self.stream_length(length) % self.local_length
 
     @property
     def nbytes(self) -> int:
@@ -86,7 +91,7 @@ class BlockTransformerCache(ModelCache):
 
     def nbytes_at(self, length: int) -> int:
         """Bytes held (whole batch) once ``length`` tokens are consumed."""
-        blocks, local = self.block_entries(length), self.token_entries(length)
+        blocks, local = self.block_entries(length), self.stream_length(length)
         ids = self.batch_size * (length % self.block_length) * self.pending.element_size()
         return (sum(layer.nbytes_at(blocks) for layer in self.block_layers)
                 + sum(layer.nbytes_at(local) for layer in self.token_layers) + ids)
