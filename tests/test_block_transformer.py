@@ -230,3 +230,24 @@ def test_it_learns_a_repeated_pattern() -> None:
     finally:
         torch.set_num_threads(threads)
     assert late < 1.0
+
+
+def test_the_decoding_benchmark_restores_the_cache_and_records_the_cache_sizes() -> None:
+    from attnzoo.bench.suites.sparse import BlockDecodeSpec, sparse_cases
+
+    spec = BlockDecodeSpec(40, 2)
+    inputs = spec.make_inputs(torch.Generator().manual_seed(0))
+    vanilla, block = spec.cases()
+    assert vanilla.baseline and vanilla.backward_skip and block.backward_skip
+    for case in (vanilla, block):
+        model, cache = case.prepare()
+        assert cache.length == 40
+        with torch.no_grad():
+            first, second = case.forward(inputs, (model, cache)), case.forward(inputs, (model, cache))
+            full = model(inputs["tokens"])[:, -1]
+        assert cache.length == 40 and torch.equal(first, second)
+        torch.testing.assert_close(first[:, -1], full, rtol=0, atol=1e-5)
+    shape = spec.workload().shape
+    assert shape["kv_cache_ratio"] == shape["vanilla_kv_cache_mb"] / shape["block_kv_cache_mb"] > 5
+    assert 1.0 < shape["block_params"] / shape["vanilla_params"] < 1.05
+    assert {c.impl for c in sparse_cases("quick")} >= {"vanilla decoder", "block transformer", "blocked"}

@@ -87,7 +87,8 @@ register_spec(OpTestSpec(
     random_case=_random_case,
     future_mask=_future,
     layer_input_shape=(2, 64, 32),
-    benchmark_case={"batch": 1, "heads": 4, "grid": (16384,), "head_dim": 64, "block_size": 64},
+    # the token decoder of a 4096-token sequence (L_B = 4, R = 2): 1024 local sequences of S = 5 positions
+    benchmark_case={"batch": 1, "heads": 4, "grid": (5120,), "head_dim": 64, "block_size": 5},
     error_inputs=[
         *int_error_inputs("block_size"),
         *int_error_inputs("num_prefix_tokens", minimum=0),
