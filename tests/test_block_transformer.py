@@ -251,3 +251,36 @@ def test_the_decoding_benchmark_restores_the_cache_and_records_the_cache_sizes()
     assert shape["kv_cache_ratio"] == shape["vanilla_kv_cache_mb"] / shape["block_kv_cache_mb"] > 5
     assert 1.0 < shape["block_params"] / shape["vanilla_params"] < 1.05
     assert {c.impl for c in sparse_cases("quick")} >= {"vanilla decoder", "block transformer", "blocked"}
+
+
+def test_the_quality_tasks_train_it_as_an_architecture(tmp_path) -> None:  # noqa: ANN001
+    """``block_transformer`` in a task's mixers builds the model from the task's sizes (layers split, width,
+    positions), trains and scores through the shared harness, and is a sparse-family row of compare."""
+    from attnzoo.compare.jobs import QualitySettings, quality_jobs
+    from attnzoo.tasks.austen_lm import AustenLMTask
+    from attnzoo.tasks.harness import evaluate_mixers, resolve_mixer_options
+    from attnzoo.tasks.mqar_eval import MQARTask
+    from attnzoo.train import TrainConfig
+
+    task = MQARTask(vocab_size=64, seq_len=16, num_kv_pairs=2, train_examples=200, test_examples=32, d_model=16,
+                    batch_size=8)
+    rows = evaluate_mixers(task, ("softmax", "block_transformer"), TrainConfig(steps=3, lr=3e-3, warmup_steps=1,
+                                                                               progress=False), tmp_path,
+                           progress=False)
+    assert [r["mixer"] for r in rows] == ["softmax", "block_transformer"]
+    assert 0.0 <= rows[1]["test_accuracy"] <= 1.0 and rows[1]["mixer_kwargs"] == {"num_heads": 1}
+    model = task.build_model("block_transformer", {"num_heads": 1, "block_length": 2})
+    assert isinstance(model, BlockTransformer) and model.block_length == 2
+    assert (len(model.block_decoder), len(model.token_decoder), model.max_sequence_length) == (1, 1, 16)
+    austen = AustenLMTask(seq_len=32)
+    model = austen.build_model("block_transformer", resolve_mixer_options(austen, ["block_transformer"])[
+        "block_transformer"])
+    assert (len(model.block_decoder), len(model.token_decoder), model.vocab_size) == (2, 2, 256)
+    with pytest.raises(ValueError, match=r"architecture 'block_transformer' .*unexpected options \['window'\]"):
+        resolve_mixer_options(task, ["block_transformer"], {"block_transformer": {"window": 3}})
+    with pytest.raises(ValueError, match="dim=16 must be divisible by block_length=3"):
+        resolve_mixer_options(task, ["block_transformer"], {"block_transformer": {"block_length": 3}})
+    jobs = quality_jobs(["sparse"], QualitySettings(tasks=("mqar", "austen")))
+    ours = [job for job in jobs if job.mixer == "block_transformer"]
+    assert {job.setting for job in ours} == {"mqar L64", "mqar L128", "mqar L256", "austen"}
+    assert {job.family for job in ours} == {"sparse"}
