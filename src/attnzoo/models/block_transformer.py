@@ -42,9 +42,8 @@ not run (it needs HF GPT-NeoX and DeepSpeed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from attnzoo.models.block import Block
@@ -54,7 +53,7 @@ from attnzoo.models.language_model import CausalLanguageModel
 from attnzoo.models.mixers import SOFTMAX, mixer_factory
 from attnzoo.validation import check_flag, check_int
 
-__all__ = ["BlockEmbedder", "BlockTransformer", "vanilla_counterpart"]
+__all__ = ["BlockEmbedder", "BlockTransformer", "split_layers", "vanilla_counterpart"]
 
 PREFIX_ATTENTION = ("causal", "full")
 """How the prefix vectors attend to each other in the token decoder: causally (official) or all to all."""
@@ -191,7 +190,7 @@ class BlockTransformer(nn.Module):
         if before:  # block `first`'s prefix is in the token decoder's cache already
             prefixes = torch.cat([prefixes.new_zeros(batch, 1, *prefixes.shape[2:]), prefixes], dim=1)
         segments = last - first + 1
-        padded = torch.nn.functional.pad(ids, (0, segments * block - ids.shape[1]))
+        padded = F.pad(ids, (0, segments * block - ids.shape[1]))
         inputs = self.token_embedding(padded.view(batch, segments, block)[:, :, :block - 1])
         stream = (torch.cat([prefixes, inputs], dim=2) + self.local_position.weight).flatten(1, 2)
         low = 0 if before == 0 else prefix + before % block  # stream positions from block `first`'s start
@@ -241,7 +240,7 @@ def vanilla_counterpart(model: BlockTransformer, num_heads: int | None = None) -
                                tie_weights=model.head.weight is model.token_embedding.weight)
 
 
-def split_layers(num_layers: int) -> Sequence[int]:
+def split_layers(num_layers: int) -> tuple[int, int]:
     """``(block_layers, token_layers)`` for a budget of ``num_layers`` blocks: half each, the block decoder taking
     the odd one (at least one of each)."""
     check_int("num_layers", num_layers, 2)
