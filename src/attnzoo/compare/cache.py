@@ -19,6 +19,7 @@ import torch
 from attnzoo.bench.cache import default_folder, machine_kind, source_hash, variant_folders
 from attnzoo.bench.store import EntryStore, json_safe, provenance
 from attnzoo.compare.jobs import QualityJob
+from attnzoo.models.architectures import mixer_variant
 from attnzoo.tasks.harness import task_settings
 
 FORMAT = 1
@@ -37,7 +38,7 @@ class QualityCache:
 
     def key(self, job: QualityJob, threads: int) -> dict[str, Any]:
         """Everything ``job``'s row depends on when run on ``threads`` threads."""
-        folders = tuple(variant_folders(job.mixer))
+        folders = tuple(variant_folders(mixer_variant(job.mixer)))
         if folders not in self._sources:
             self._sources[folders] = source_hash(folders, QUALITY_PACKAGES)
         config = replace(job.train_config, out_dir=None, progress=False).to_dict()

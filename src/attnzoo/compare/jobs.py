@@ -133,7 +133,9 @@ def representatives(family: str) -> list[str]:
 
 
 def _mixer_family(mixer: str) -> str:
-    return get_variant(mixer).family
+    from attnzoo.models.architectures import mixer_variant
+
+    return get_variant(mixer_variant(mixer)).family
 
 
 def _tier(mixer: str, headline: bool) -> int:
@@ -203,14 +205,15 @@ def quality_jobs(chosen_families: Sequence[str], settings: QualitySettings,
     """Every quality job of ``chosen_families`` (the dense baseline's always included): MQAR at each length and
     the Austen LM for causal sequence mixers, the Fashion-MNIST ViT for spatial ones; ``mixers`` restricts the
     mixers (the baseline stays). Every mixer is checked against every task before anything runs."""
-    from attnzoo.models.mixers import GRID_LAYOUT, SEQUENCE_LAYOUT, usable_mixers
+    from attnzoo.models.architectures import language_model_names
+    from attnzoo.models.mixers import GRID_LAYOUT, usable_mixers
     from attnzoo.tasks.harness import resolve_mixer_options
 
     def keep(names: list[str]) -> list[str]:
         return [n for n in names if n == DENSE or (_mixer_family(n) in chosen_families
                                                     and (mixers is None or n in mixers))]
 
-    causal = keep(usable_mixers((SEQUENCE_LAYOUT,), causal=True))
+    causal = keep(list(language_model_names()))  # causal mixers and whole architectures (block_transformer)
     spatial = keep([DENSE] + usable_mixers((GRID_LAYOUT,), causal=False))
     jobs = []
     for task, names, config, headline in settings.tasks_and_mixers(causal, spatial):

@@ -93,11 +93,12 @@ def gather_jobs(options: CompareOptions) -> list[Job]:
 
 
 def _check_mixers(mixers: tuple[str, ...]) -> None:
+    from attnzoo.models.architectures import mixer_variant
     from attnzoo.registry import get_variant
 
     for mixer in mixers:
         try:
-            get_variant(mixer)
+            get_variant(mixer_variant(mixer))
         except KeyError as error:
             raise ValueError(f"--mixers {mixer!r}: {error.args[0]}") from None
 

@@ -14,6 +14,9 @@ enter the same softmax or the same recurrence). Three caches cover the library's
   :mod:`attnzoo.ops.sliding_window` (query ``i`` sees ``i - window < j <= i`` and the first ``num_sink_tokens``):
   the sink tokens and the last ``window - 1`` tokens, trimmed after each call. Memory is capped at
   ``num_sink_tokens + window - 1`` tokens.
+* :class:`BlockLocalKVCache`: the keys of the current block of a block-local layer
+  (:mod:`attnzoo.ops.block_local`, the Block Transformer's token decoder): a query sees only its own block, so
+  the keys of a finished block are dropped. Memory is capped at ``block_size - 1`` tokens.
 * :class:`RecurrentStateCache`: the state of a recurrent form (lightning / linear attention's
   ``(H, D, E)``, the LMU memory), passed as ``initial_state`` and replaced by ``output_final_state``. Constant
   in length: ``bytes_per_token = 0``, ``state_bytes`` per sequence.
@@ -37,7 +40,7 @@ from torch import nn
 from attnzoo.registry import FLOAT_DTYPES
 from attnzoo.validation import check_int, check_optional_int
 
-__all__ = ["KVCache", "LayerCache", "RecurrentStateCache", "SlidingWindowKVCache", "can_decode", "check_cache",
+__all__ = ["BlockLocalKVCache", "KVCache", "LayerCache", "RecurrentStateCache", "SlidingWindowKVCache", "can_decode", "check_cache",
            "layer_place", "recurrent_options", "recurrent_output"]
 
 
@@ -245,6 +248,48 @@ class SlidingWindowKVCache(KVCache):
         self.positions = positions[index]
         index = index.to(self.device)
         self.keys, self.values = keys.index_select(2, index), values.index_select(2, index)
+
+
+class BlockLocalKVCache(KVCache):
+    """The keys and values a block-local layer still needs: those of the current, unfinished block
+    (:func:`attnzoo.ops.block_local_attention`: query ``i`` sees only keys of its own block of ``block_size``
+    positions).
+
+    :meth:`update` returns the held keys followed by the new ones, then keeps the last ``length % block_size``.
+    Exact with respect to the op's mask, which counts blocks from key index 0 (bottom-right aligned queries): the
+    held keys start at the current block's first position, so the op's blocks are the sequence's. With a
+    bidirectional prefix (``num_prefix_tokens > 1``) a call must not end inside a block's prefix: the outputs of
+    the prefix positions read the later prefix positions (:meth:`check` refuses it). Holds at most
+    ``capacity = block_size - 1`` tokens between calls.
+    """
+
+    def __init__(self, layer: nn.Module, batch_size: int, num_heads: int, key_dim: int, block_size: int,
+                 num_prefix_tokens: int = 0, value_dim: int | None = None, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str = "cpu", max_length: int | None = None) -> None:
+        super().__init__(layer, batch_size, num_heads, key_dim, value_dim, dtype, device, max_length)
+        self.block_size = check_int("block_size", block_size)
+        self.num_prefix_tokens = check_int("num_prefix_tokens", num_prefix_tokens, 0)
+
+    @property
+    def capacity(self) -> int:
+        return self.block_size - 1
+
+    def tokens_held(self, length: int) -> int:
+        """The tokens of the unfinished block after ``length`` tokens: ``length mod block_size``."""
+        return check_int("length", length, 0) % self.block_size
+
+    def check(self, layer: nn.Module, x: torch.Tensor) -> None:
+        """:meth:`LayerCache.check`, and no call that ends inside a bidirectional prefix."""
+        super().check(layer, x)
+        end = (self.length + x.shape[1]) % self.block_size
+        if self.num_prefix_tokens > 1 and 0 < end < self.num_prefix_tokens:
+            raise ValueError(f"{x.shape[1]} new tokens after the {self.length} cached end inside a block's "
+                             f"num_prefix_tokens={self.num_prefix_tokens} bidirectional prefix (position {end} of "
+                             f"block_size={self.block_size}); feed each prefix whole: its outputs read all of it")
+
+    def _keep(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        start = keys.shape[2] - self.length % self.block_size
+        self.keys, self.values = keys[:, :, start:].clone(), values[:, :, start:].clone()
 
 
 class RecurrentStateCache(LayerCache):

@@ -1,4 +1,4 @@
-"""Generation with :class:`~attnzoo.models.CausalLanguageModel`: prefill the prompt into per-layer caches, then
+"""Generation with the library's language models: prefill the prompt into per-layer caches, then
 decode one token at a time, greedy or sampled (temperature, top-k, top-p), until ``max_new_tokens`` or a stop
 token.
 
@@ -11,6 +11,10 @@ equal the full forward's at that position. A step costs ``O(L C)`` per softmax l
 prefix. A model with a mixer that cannot decode raises :class:`~attnzoo.registry.NotSupportedError` naming it;
 ``use_cache=False`` (explicit) recomputes the whole prefix each step instead.
 
+Any model with the :class:`GenerativeModel` interface decodes through the same :func:`generate`: the causal language
+model (:class:`~attnzoo.models.CausalLanguageModel`, a :class:`ModelCache` of one layer cache per block) and the Block
+Transformer (:class:`~attnzoo.models.BlockTransformer`, whose cache subclasses :class:`ModelCache`).
+
 Sampling follows HF's logits warpers in HF's order (``TemperatureLogitsWarper``, ``TopKLogitsWarper``,
 ``TopPLogitsWarper`` of ``transformers/generation/logits_process.py``; :func:`filter_logits` is tested equal to
 them), then ``torch.multinomial`` with the caller's ``generator``. Finished rows (they emitted a stop token) get
@@ -20,8 +24,8 @@ them), then ``torch.multinomial`` with the caller's ``generator``. Finished rows
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
@@ -33,7 +37,29 @@ from attnzoo.validation import check_flag, check_int, check_optional_int, check_
 if TYPE_CHECKING:
     from attnzoo.models.language_model import CausalLanguageModel
 
-__all__ = ["ModelCache", "filter_logits", "generate", "new_model_cache", "prefill"]
+__all__ = ["GenerativeModel", "ModelCache", "filter_logits", "generate", "new_model_cache", "prefill"]
+
+
+class GenerativeModel(Protocol):
+    """What :func:`generate` and :func:`prefill` need of a model: a token-level causal LM whose
+    ``forward(tokens, at=None, cache=None)`` returns the logits of ``tokens`` ``(B, N)`` (those at ``t`` predict
+    token ``t + 1`` from tokens ``<= t``; with ``at``, a ``(B, N)`` bool mask, only those rows), with ``cache`` the
+    next ``N`` tokens after what the cache holds; ``new_cache`` makes such a cache; ``vocab_size`` and
+    ``max_sequence_length`` (the most tokens it can read, ``None``: no limit) bound the inputs."""
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def max_sequence_length(self) -> int | None: ...
+
+    def new_cache(self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+                  max_length: int | None = None) -> ModelCache: ...
+
+    def __call__(self, tokens: torch.Tensor, at: torch.Tensor | None = None,
+                 cache: ModelCache | None = None) -> torch.Tensor: ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
 
 
 class ModelCache:
@@ -86,8 +112,7 @@ class ModelCache:
         if self._model() is not model:
             raise ValueError(f"cache was made for another model (a {self.model_name}); expected a cache of this "
                              "model (make one with model.new_cache(...))")
-        if len(self.layers) != len(model.blocks):
-            raise ValueError(f"cache has {len(self.layers)} layer caches; the model has {len(model.blocks)} blocks")
+        self._check_layers(model)
         if tokens.dim() != 2 or tokens.shape[0] != self.batch_size:
             raise ValueError(f"tokens has shape {tuple(tokens.shape)}; the cache was made for (B, T) tokens with "
                              f"B = batch_size={self.batch_size}")
@@ -98,6 +123,11 @@ class ModelCache:
         if self.max_length is not None and self.length + tokens.shape[1] > self.max_length:
             raise ValueError(f"{tokens.shape[1]} new tokens after the {self.length} the cache holds exceed "
                              f"max_length={self.max_length}")
+
+    def _check_layers(self, model: nn.Module) -> None:
+        """Raise unless the cache has one layer cache per block of ``model``."""
+        if len(self.layers) != len(model.blocks):
+            raise ValueError(f"cache has {len(self.layers)} layer caches; the model has {len(model.blocks)} blocks")
 
     def __repr__(self) -> str:
         return (f"ModelCache(layers={len(self.layers)}, batch_size={self.batch_size}, dtype={self.dtype}, "
@@ -146,7 +176,7 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     return logits
 
 
-def _check_tokens(model: CausalLanguageModel, tokens: torch.Tensor) -> None:
+def _check_tokens(model: GenerativeModel, tokens: torch.Tensor) -> None:
     if not isinstance(tokens, torch.Tensor):
         raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
     if tokens.dtype != torch.long:
@@ -154,12 +184,13 @@ def _check_tokens(model: CausalLanguageModel, tokens: torch.Tensor) -> None:
     if tokens.dim() != 2 or tokens.shape[0] < 1 or tokens.shape[1] < 1:
         raise ValueError(f"tokens has shape {tuple(tokens.shape)}; expected (B, N) with B >= 1 and N >= 1 prompt "
                          "tokens")
-    vocab = model.token_embedding.num_embeddings
+    vocab = model.vocab_size
     if tokens.min() < 0 or tokens.max() >= vocab:
         raise ValueError(f"tokens hold ids in [{int(tokens.min())}, {int(tokens.max())}]; expected ids in "
                          f"[0, vocab_size={vocab})")
-    if tokens.device != model.token_embedding.weight.device:
-        raise ValueError(f"tokens are on {tokens.device}; the model is on {model.token_embedding.weight.device}")
+    device = next(model.parameters()).device
+    if tokens.device != device:
+        raise ValueError(f"tokens are on {tokens.device}; the model is on {device}")
 
 
 def _token_ids(name: str, value: int | Sequence[int] | None, vocab: int) -> list[int]:
@@ -197,11 +228,11 @@ def _check_sampling(do_sample: bool, temperature: float, top_k: int | None, top_
                          "the most likely token)")
 
 
-def _check_length(model: CausalLanguageModel, prompt: int, max_new_tokens: int) -> None:
+def _check_length(model: GenerativeModel, prompt: int, max_new_tokens: int) -> None:
     """The positions decoding reaches (the last token generated is never fed back) must have an embedding."""
-    if model.position_embedding is None:
+    positions = model.max_sequence_length
+    if positions is None:
         return
-    positions = model.position_embedding.num_embeddings
     fed = prompt + max(max_new_tokens - 1, 0)
     if fed > positions:
         raise ValueError(f"{prompt} prompt tokens + max_new_tokens={max_new_tokens} feed {fed} tokens to the model; "
@@ -215,7 +246,7 @@ def _last(tokens: torch.Tensor) -> torch.Tensor:
     return at
 
 
-def prefill(model: CausalLanguageModel, tokens: torch.Tensor, cache: ModelCache,
+def prefill(model: GenerativeModel, tokens: torch.Tensor, cache: ModelCache,
             chunk_size: int | None = None) -> torch.Tensor:
     """Feed ``tokens`` ``(B, N)`` into ``cache`` (``chunk_size`` tokens at a time; all at once if ``None``) and
     return the logits ``(B, V)`` of the last position (the head runs on that position only)."""
@@ -228,7 +259,7 @@ def prefill(model: CausalLanguageModel, tokens: torch.Tensor, cache: ModelCache,
     return model(piece, at=_last(piece), cache=cache)
 
 
-def generate(model: CausalLanguageModel, tokens: torch.Tensor, max_new_tokens: int, *, do_sample: bool = False,
+def generate(model: GenerativeModel, tokens: torch.Tensor, max_new_tokens: int, *, do_sample: bool = False,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              generator: torch.Generator | None = None, stop_tokens: int | Sequence[int] | None = None,
              pad_token: int | None = None, use_cache: bool = True, prefill_chunk_size: int | None = None,
@@ -252,7 +283,7 @@ def generate(model: CausalLanguageModel, tokens: torch.Tensor, max_new_tokens: i
     """
     _check_tokens(model, tokens)
     check_int("max_new_tokens", max_new_tokens, 0)
-    vocab = model.token_embedding.num_embeddings
+    vocab = model.vocab_size
     _check_sampling(do_sample, temperature, top_k, top_p, generator, vocab, tokens.device)
     stops = _token_ids("stop_tokens", stop_tokens, vocab)
     if pad_token is not None:
@@ -278,7 +309,7 @@ def generate(model: CausalLanguageModel, tokens: torch.Tensor, max_new_tokens: i
     with torch.no_grad():
         cache = None
         if max_new_tokens and use_cache:
-            cache = new_model_cache(model, tokens.shape[0], device=tokens.device)
+            cache = model.new_cache(tokens.shape[0], device=tokens.device)
             logits = prefill(model, tokens, cache, prefill_chunk_size)
         elif max_new_tokens:
             logits = model(tokens, at=_last(tokens))
@@ -304,7 +335,6 @@ def generate(model: CausalLanguageModel, tokens: torch.Tensor, max_new_tokens: i
     out = torch.cat([tokens, new], dim=1)
     if not return_logits:
         return out
-    weight = model.token_embedding.weight
     logits_out = (torch.stack(step_logits, dim=1) if step_logits
-                  else weight.new_zeros(tokens.shape[0], 0, vocab))
+                  else next(model.parameters()).new_zeros(tokens.shape[0], 0, vocab))
     return out, logits_out

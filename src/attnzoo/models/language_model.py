@@ -77,6 +77,16 @@ class CausalLanguageModel(nn.Module):
         if tie_weights:
             self.head.weight = self.token_embedding.weight
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens."""
+        return self.token_embedding.num_embeddings
+
+    @property
+    def max_sequence_length(self) -> int | None:
+        """The most tokens the model can read: ``max_position_embeddings``, ``None`` without learned positions."""
+        return None if self.position_embedding is None else self.position_embedding.num_embeddings
+
     def new_cache(self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None,
                   max_length: int | None = None) -> ModelCache:
         """An empty decoding cache for ``forward(tokens, cache=...)``: one per block, from each mixer's

@@ -17,7 +17,9 @@ mixers of the issue: ``softmax`` (full causal attention), ``sliding_window_atten
 ``num_heads`` heads and the same q/k/v/output projections. In 1-D, causal neighbourhood attention with kernel
 ``k`` (NATTEN's semantics: keys ``[i - k + 1, i]``) is the causal sliding window of ``k`` keys, so those two
 rows measure one mechanism through two implementations and must agree closely — a cross-check, not a
-comparison. ``window`` must be odd (NATTEN's kernels are).
+comparison. ``window`` must be odd (NATTEN's kernels are). ``block_transformer`` (an architecture of
+:mod:`attnzoo.models.architectures`) trains the Block Transformer instead: half the blocks in its block decoder,
+half in its token decoder, ``num_heads`` heads, the same width, MLP and positions.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnzoo.models.language_model import SOFTMAX, CausalLanguageModel
-from attnzoo.models.mixers import SEQUENCE_LAYOUT, check_mixers, option_if_taken
+from attnzoo.models.architectures import Sizes, build_language_model, check_language_models
+from attnzoo.models.language_model import SOFTMAX
+from attnzoo.models.mixers import option_if_taken
 from attnzoo.tasks.harness import evaluating, require_at_least, require_available
 from attnzoo.train import TrainConfig
 
@@ -87,7 +90,10 @@ class AustenLMTask:
         return self.batch_size * self.seq_len
 
     def check_mixers(self, options: Mapping[str, Mapping[str, Any]]) -> None:
-        check_mixers(options, self.d_model, (SEQUENCE_LAYOUT,), causal=True)
+        check_language_models(options, self._sizes())
+
+    def _sizes(self) -> Sizes:
+        return Sizes(BYTE_VOCAB, self.d_model, self.num_layers, 4.0, self.seq_len)
 
     def prepare(self) -> None:
         if not self._data:
@@ -103,11 +109,11 @@ class AustenLMTask:
             SOFTMAX: local,
             "sliding_window_attention": {**local, "window": self.window},
             "neighborhood_attention_1d": {**local, "kernel_size": self.window, "rel_pos_bias": False},
+            "block_transformer": local,
         }.get(mixer, {})}
 
     def build_model(self, mixer: str, mixer_kwargs: Mapping[str, Any]) -> nn.Module:
-        return CausalLanguageModel(BYTE_VOCAB, self.d_model, self.num_layers, mixer, mixer_kwargs, mlp_ratio=4.0,
-                                   max_position_embeddings=self.seq_len, seq_len=self.seq_len)
+        return build_language_model(mixer, self._sizes(), mixer_kwargs, seq_len=self.seq_len)
 
     def batch(self, generator: torch.Generator) -> torch.Tensor:
         train_bytes = self._data[0]

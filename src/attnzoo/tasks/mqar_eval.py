@@ -22,6 +22,9 @@ Per-mixer defaults (:meth:`MQARTask.mixer_options`; ``mixer_kwargs`` overrides t
 * ``base_conv``: ``l_max = seq_len`` (zoology's explicit long convolution) and no positional embedding.
 * any other causal ``(B, N, C)`` registry variant: its registry defaults with the sizes filled from
   ``seq_len``, learned positions.
+* ``block_transformer`` (an architecture of :mod:`attnzoo.models.architectures`, not a mixer): the Block
+  Transformer with one block-decoder and one token-decoder layer of ``d_model``, ``num_heads=1``, no MLP,
+  learned positions, no short convolution.
 
 Every mixer whose layer has an ``is_causal`` switch gets ``is_causal=True``.
 """
@@ -36,8 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnzoo.models.language_model import SOFTMAX, CausalLanguageModel
-from attnzoo.models.mixers import SEQUENCE_LAYOUT, check_mixers, option_if_taken
+from attnzoo.models.architectures import Sizes, build_language_model, check_language_models
+from attnzoo.models.language_model import SOFTMAX
+from attnzoo.models.mixers import option_if_taken
 from attnzoo.tasks.harness import evaluating, require_at_least
 from attnzoo.tasks.mqar import IGNORE_INDEX, MQARConfig
 from attnzoo.train import TrainConfig
@@ -103,7 +107,11 @@ class MQARTask:
         return self.batch_size * self.seq_len
 
     def check_mixers(self, options: Mapping[str, Mapping[str, Any]]) -> None:
-        check_mixers(options, self.d_model, (SEQUENCE_LAYOUT,), causal=True)
+        check_language_models(options, self._sizes(SOFTMAX))
+
+    def _sizes(self, mixer: str) -> Sizes:
+        return Sizes(self.vocab_size, self.d_model, self.num_layers, 0.0,
+                     0 if mixer in UNPOSITIONED else self.seq_len)
 
     def prepare(self) -> None:
         if not self._data:
@@ -115,12 +123,12 @@ class MQARTask:
             SOFTMAX: {"num_heads": 1},
             "sliding_window_attention": {"num_heads": 1, "window": window},
             "neighborhood_attention_1d": {"num_heads": 1, "kernel_size": window, "rel_pos_bias": False},
+            "block_transformer": {"num_heads": 1},
         }.get(mixer, {})}
 
     def build_model(self, mixer: str, mixer_kwargs: Mapping[str, Any]) -> nn.Module:
-        return CausalLanguageModel(self.vocab_size, self.d_model, self.num_layers, mixer, mixer_kwargs,
-                                   mlp_ratio=0.0, short_conv=self.short_conv, seq_len=self.seq_len,
-                                   max_position_embeddings=0 if mixer in UNPOSITIONED else self.seq_len)
+        return build_language_model(mixer, self._sizes(mixer), mixer_kwargs, short_conv=self.short_conv,
+                                    seq_len=self.seq_len)
 
     def batch(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         train_inputs, train_labels = self._data[:2]
