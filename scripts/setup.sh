@@ -4,7 +4,7 @@
 # progress: matplotlib, rdata, tqdm) and the documentation site's tools (".[docs]"), then the offline data sets
 # of the quality tasks (Debian packages,
 # scripts/install_data.sh). `--peers` also installs the optional peer libraries the benchmark compares against
-# (NATTEN, local-attention, fla-core); they depend on torch, so they go in with --no-deps.
+# (NATTEN, local-attention, fla-core, routing-transformer); they depend on torch, so they go in with --no-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
@@ -18,4 +18,6 @@ if [[ "${1:-}" == "--peers" ]]; then
     python3 -m pip install -q --no-deps --no-build-isolation natten==0.21.7
     python3 -m pip install -q --no-deps local-attention==1.11.2 hyper-connections
     python3 -m pip install -q --no-deps fla-core==0.6.0 "einops>=0.7"   # einops: fla's naive reference imports it
+    # routing-transformer's module imports product-key-memory and mixture-of-experts (pure PyTorch, unused here)
+    python3 -m pip install -q --no-deps routing-transformer==1.6.1 product-key-memory==0.1.10 mixture-of-experts==0.2.1
 fi

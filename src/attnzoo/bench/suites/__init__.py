@@ -1,7 +1,7 @@
 """Benchmark suites: ``SUITES[name](subset, impls, device=...)`` returns the cases to run.
 
-``local``, ``linear`` and ``heads`` are the hand-written workloads of those families (realistic sizes, peer libraries,
-useful-FLOP counts); ``all`` is the registry-wide suite (:mod:`.registry`): every registered variant on its
+``local``, ``linear``, ``sparse`` and ``heads`` are the hand-written workloads of those families (realistic sizes,
+peer libraries, useful-FLOP counts); ``all`` is the registry-wide suite (:mod:`.registry`): every registered variant on its
 test spec's benchmark case, every implementation of it.
 """
 
@@ -12,9 +12,10 @@ from attnzoo.bench.suites.heads import heads_cases
 from attnzoo.bench.suites.linear import linear_cases
 from attnzoo.bench.suites.local import local_cases
 from attnzoo.bench.suites.registry import SUITE, family_suite
+from attnzoo.bench.suites.sparse import sparse_cases
 
 FAMILY_SUITES: dict[str, Callable[..., list[Case]]] = {"local": local_cases, "linear": linear_cases,
-                                                      "heads": heads_cases}
+                                                      "sparse": sparse_cases, "heads": heads_cases}
 """The hand-written family suites (realistic sizes, peers): ``attnzoo compare`` runs their workloads at tier 1,
 after each family's representatives on the registry-wide suite (:mod:`attnzoo.compare.jobs`)."""
 SUITES: dict[str, Callable[..., list[Case]]] = {**FAMILY_SUITES, SUITE: family_suite(None)}
