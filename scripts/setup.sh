@@ -4,7 +4,8 @@
 # progress: matplotlib, rdata, tqdm) and the documentation site's tools (".[docs]"), then the offline data sets
 # of the quality tasks (Debian packages,
 # scripts/install_data.sh). `--peers` also installs the optional peer libraries the benchmark compares against
-# (NATTEN, local-attention, fla-core, timm, torchao); they depend on torch, so they go in with --no-deps.
+# (NATTEN, local-attention, fla-core, timm, torchao, routing-transformer); they depend on torch, so they go in
+# with --no-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
@@ -22,4 +23,6 @@ if [[ "${1:-}" == "--peers" ]]; then
     # timm, whose __init__ needs torchvision)
     python3 -m pip install -q --no-deps timm==1.0.31
     python3 -m pip install -q --no-deps torchao==0.18.0   # the quantization anchors (tests/test_quant_torchao.py)
+    # routing-transformer's module imports product-key-memory and mixture-of-experts (pure PyTorch, unused here)
+    python3 -m pip install -q --no-deps routing-transformer==1.6.1 product-key-memory==0.1.10 mixture-of-experts==0.2.1
 fi

@@ -1,8 +1,8 @@
 """Benchmark suites: ``SUITES[name](subset, impls, device=...)`` returns the cases to run.
 
 ``local``, ``linear``, ``heads`` and ``sparse`` are the hand-written workloads of those families (realistic sizes,
-peer libraries, useful-FLOP counts, decoding); ``all`` is the registry-wide suite (:mod:`.registry`): every registered variant on its
-test spec's benchmark case, every implementation of it.
+peer libraries, useful-FLOP counts, decoding); ``all`` is the registry-wide suite (:mod:`.registry`): every
+registered variant on its test spec's benchmark case, every implementation of it.
 """
 
 from collections.abc import Callable, Collection
