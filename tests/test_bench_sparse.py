@@ -9,7 +9,8 @@ from attnzoo.bench import Settings, run_cases
 from attnzoo.bench.ours import DENSE_SDPA
 from attnzoo.bench.peers.routing_transformer import IMPL, routing_transformer_unavailable
 from attnzoo.bench.suites import SUITES
-from attnzoo.bench.suites.sparse import REFERENCE_SCORE_LIMIT, RoutingSpec, sparse_cases
+from attnzoo.bench.suites.routing import REFERENCE_SCORE_LIMIT, RoutingSpec
+from attnzoo.bench.suites.sparse import sparse_cases
 
 
 def test_the_suite_holds_the_routing_workloads_once_and_the_target() -> None:

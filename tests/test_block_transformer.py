@@ -233,7 +233,8 @@ def test_it_learns_a_repeated_pattern() -> None:
 
 
 def test_the_decoding_benchmark_restores_the_cache_and_records_the_cache_sizes() -> None:
-    from attnzoo.bench.suites.sparse import BlockDecodeSpec, sparse_cases
+    from attnzoo.bench.suites.block_decode import BlockDecodeSpec
+    from attnzoo.bench.suites.sparse import sparse_cases
 
     spec = BlockDecodeSpec(40, 2)
     inputs = spec.make_inputs(torch.Generator().manual_seed(0))
