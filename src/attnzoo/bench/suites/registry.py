@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from attnzoo.bench.case import Case, Inputs, Workload
 from attnzoo.bench.ours import DEVICE, device_type
-from attnzoo.registry import CallFacts, Implementation, Variant, variants
+from attnzoo.registry import CallFacts, Implementation, Variant, get_variant, variants
 from attnzoo.testing import OpTestSpec, get_spec
 
 SUITE = "all"
@@ -119,6 +120,23 @@ def variant_cases(variant: Variant, subset: str = "full", device: str = DEVICE) 
     options = spec.options(case)
     ordered = sorted(variant.implementations.values(), key=lambda i: i.name != BASELINE)
     return [_case(workload, variant, implementation, options, subset, device) for implementation in ordered]
+
+
+def resized_cases(name: str, overrides: Mapping[str, Any], reference_limit: int, device: str = DEVICE) -> list[Case]:
+    """Every implementation of variant ``name`` on its benchmark case with ``overrides`` (e.g. a longer ``grid``
+    and the segment that suits it): a scaling series beside the registry row. The dense reference (the baseline)
+    is skipped, with the reason, when the workload's ``B · H · N²`` score entries exceed ``reference_limit``."""
+    variant, spec = get_variant(name), get_spec(name)
+    case = {**benchmark_case(spec), **overrides}
+    workload = _workload(variant, spec, case, f"benchmark_case with {overrides}", device)
+    options = spec.options(case)
+    ordered = sorted(variant.implementations.values(), key=lambda i: i.name != BASELINE)
+    cases = [_case(workload, variant, implementation, options, "full", device) for implementation in ordered]
+    if workload.score_entries > reference_limit:
+        cases = [replace(c, skip=f"reference not timed: B*H*N^2 = {workload.score_entries:.2e} > "
+                               f"{reference_limit:.2e} (the tests check the fast path against it)")
+                 if c.impl == BASELINE else c for c in cases]
+    return cases
 
 
 def registry_cases(subset: str = "full", impls: Collection[str] | None = None, device: str = DEVICE,
