@@ -61,8 +61,8 @@ def dense_sdpa_beside(baseline: Case) -> Case:
 
 def sparse_cases(subset: str = "full", impls: Collection[str] | None = None, device: str = DEVICE) -> list[Case]:
     """The sparse variants' registry-wide workloads (but those in :data:`WRITTEN_HERE`), Combiner-Fixed's scaling
-    series, the routing workloads and the Block Transformer's decoding workloads, for ``subset`` (``"full"``, ``"compare"`` or ``"quick"``) on
-    ``device``; ``impls`` keeps only those implementations (and the baselines)."""
+    series, the routing workloads and the Block Transformer's decoding workloads, for ``subset`` (``"full"``,
+    ``"compare"`` or ``"quick"``) on ``device``; ``impls`` keeps only those implementations (and the baselines)."""
     from attnzoo.bench.suites.registry import registry_cases, resized_cases
 
     registry = [case for case in registry_cases(subset, impls, device, FAMILY)
