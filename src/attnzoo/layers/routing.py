@@ -53,7 +53,8 @@ class RoutingAttention(ShowsOptions, nn.Module):
       aux_loss``), as the paper's β = 1e-4 term. It carries the gradient to the projections only. (attnzoo's own
       task loops do not add it: there the centroids follow the EMA alone.)
     - Local heads: causal sliding-window attention of ``local_window`` keys
-      (:func:`attnzoo.ops.sliding_window_attention`, default ``window``). The official local heads attend in
+      (:func:`attnzoo.ops.sliding_window_attention`, default ``window``; with ``is_causal=False`` the centred
+      window must be odd, so the default is then the largest odd number <= ``window``). The official local heads attend in
       blocks (``query_shape`` 256, each block to itself and the previous one, ``memory_flange`` 256) with
       relative position embeddings; here every query sees the same number of earlier keys and no relative
       embedding.
@@ -96,7 +97,8 @@ class RoutingAttention(ShowsOptions, nn.Module):
             raise ValueError(f"window={self.window}: expected at most seq_len={seq_len} (each cluster gathers window "
                              "tokens of the sequence)")
         self.is_causal = check_flag("is_causal", is_causal)
-        self.local_window = check_int("local_window", self.window if local_window is None else local_window)
+        default_local = self.window if is_causal is True or self.window % 2 else max(1, self.window - 1)
+        self.local_window = check_int("local_window", default_local if local_window is None else local_window)
         if not is_causal and self.local_window % 2 == 0:
             raise ValueError(f"local_window={self.local_window}: expected an odd window when is_causal=False (the "
                              "local heads' window is centred on the query)")
