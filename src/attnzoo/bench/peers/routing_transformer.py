@@ -6,7 +6,9 @@ update, as our op, which leaves that to the layer), its centroids copied from th
 so its 10 k-means iterations on the first batch do not run): it routes the queries to the top ``window_size`` per
 cluster, attends inside each cluster with the raw queries against the L2-normalised keys (``-5e4`` on the self
 logit, the causal mask on positions), and averages back with ``count + 1e-5``. That is our op given
-``key = normalize(query)`` up to that ``1e-5`` (``tests/test_routing.py`` checks it), the error column's reference.
+``key = normalize(query)`` up to that ``1e-5`` (``tests/test_routing.py`` checks it), the error column's reference
+(routed in float32 as the peer is: its ``einsum`` scores and our ``matmul`` ones can still differ in the last bit
+and, rarely, put a token near a cluster's ``w``-th place on the other side).
 It also computes its commitment loss every forward (returned beside the output; ours only with ``return_loss``).
 Layout ``(B, H, N, D)``. Forward and backward (autograd).
 """

@@ -1,7 +1,8 @@
 """Routing attention by gathered clusters (``impl="gathered"``), the fast path: never an ``N x N`` matrix.
 
 The ``window`` members of every cluster are gathered into ``(B, H · K, window, D)`` blocks (queries by the queries'
-members, keys and values by the keys'), attention runs inside every block through one SDPA call
+members, keys and values by the keys'; stored slot-major, as SDPA's CPU kernel lays out its outputs and gradients,
+:func:`slot_major`), attention runs inside every block through one SDPA call
 (:func:`attnzoo.ops.softmax.sdpa.softmax_sdpa`, the CPU flash kernel), and the block outputs are scattered back by
 their mean (:mod:`.scatter`). The causal mask is on the original positions (:func:`.masks.visible_keys`):
 
@@ -51,16 +52,24 @@ def shared_block_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **options)
 
 
+def slot_major(rows: torch.Tensor, blocks: tuple[int, int, int]) -> torch.Tensor:
+    """``(B, H, K, W)`` row indices in slot-major order ``(B, W, H · K)``: the order in which SDPA's CPU flash
+    kernel lays out its ``(B, H · K, W, D)`` outputs and input gradients (``(B, N, H, D)`` storage), so that the
+    blocks gathered and scattered in this order are viewed, never copied, on their way in and out of SDPA."""
+    return rows.reshape(blocks).transpose(1, 2)
+
+
 def routing_gathered(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, routing: Routing, *,
                      is_causal: bool, scale: float) -> torch.Tensor:
     """``(B, H, N, D)`` query and key, ``(B, H, N, Dv)`` value -> ``(B, H, N, Dv)`` (see the module)."""
     b, h, n, _ = query.shape
     clusters, window = routing.query_members.shape[2:]
     blocks = (b, h * clusters, window)
-    q_rows, k_rows = member_rows(routing.query_members, n), member_rows(routing.key_members, n)
-    q = gather_rows(query, q_rows).view(*blocks, -1)
-    k = q if routing.shared and key is query else gather_rows(key, k_rows).view(*blocks, -1)
-    v = gather_rows(value, k_rows).view(*blocks, -1)
+    q_rows = slot_major(member_rows(routing.query_members, n), blocks)
+    k_rows = slot_major(member_rows(routing.key_members, n), blocks)
+    q = gather_rows(query, q_rows).transpose(1, 2)  # (B, H·K, W, D) over (B, W, H·K, D) storage
+    k = q if routing.shared and key is query else gather_rows(key, k_rows).transpose(1, 2)
+    v = gather_rows(value, k_rows).transpose(1, 2)
     valid = None
     if routing.shared:
         out = shared_block_sdpa(q, k, v, slot_mask(window, is_causal, q.dtype, q.device), scale)
@@ -68,7 +77,7 @@ def routing_gathered(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
         mask = visible_keys(routing.query_members.view(*blocks, 1), routing.key_members.view(b, h * clusters, 1, window),
                             None, is_causal=True, shared=False)
         out = softmax_sdpa(q, k, v, is_causal=False, scale=scale, dropin=DropIn(attn_mask=mask))
-        valid = mask.any(-1)
+        valid = mask.any(-1).transpose(1, 2)
     else:  # every key of the block is visible
         out = softmax_sdpa(q, k, v, is_causal=False, scale=scale)
-    return scatter_mean(out, q_rows, valid, (b, h, n))
+    return scatter_mean(out.transpose(1, 2), q_rows, valid, (b, h, n))
