@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from official_comparison import assert_layer_matches_official, close, randn
 from official_dlgsanet import OfficialIDynamicDWConvBlock, idynamic_forward
 
 from attnzoo.layers import DynamicDepthwiseConv, DynamicLocalAttention
@@ -16,14 +17,6 @@ from attnzoo.models import VisionTransformer
 from attnzoo.ops import dynamic_local_attention_2d
 
 IMPLS = ["unfold", "reference"]
-
-
-def randn(*shape: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-12) -> None:
-    torch.testing.assert_close(a, b, atol=atol, rtol=0)
 
 
 def channels_first(value: torch.Tensor) -> torch.Tensor:
@@ -100,16 +93,7 @@ def test_layer_loads_the_official_block_state_dict(dim: int, heads: int, k: int,
     official = OfficialIDynamicDWConvBlock(dim, k, heads).double()
     ours = DynamicLocalAttention(dim, heads, k).double()
     ours.load_state_dict(official.state_dict())  # the official parameter names, strict
-    x = randn(2, dim, *grid).requires_grad_()
-    expected = official(x)
-    out = ours(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-    close(out, expected)
-    cotangent = randn(*out.shape, seed=4)
-    names = [name for name, _ in official.named_parameters()]
-    got = torch.autograd.grad(out, [x, *(ours.get_parameter(name) for name in names)], cotangent)
-    want = torch.autograd.grad(expected, [x, *official.parameters()], cotangent)
-    for g, w in zip(got, want):
-        close(g, w, atol=1e-10)
+    assert_layer_matches_official(official, ours, randn(2, dim, *grid).requires_grad_())
 
 
 def test_depthwise_conv_module_is_channels_first() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from official_comparison import assert_layer_matches_official, close, randn
 from official_dlgsanet import OfficialSparseAttention
 
 from attnzoo.layers import SparseGlobalAttention
@@ -16,14 +17,6 @@ from attnzoo.models import VisionTransformer
 from attnzoo.ops import softmax_attention, sparse_global_attention
 
 IMPLS = ["gram", "reference"]
-
-
-def randn(*shape: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-12) -> None:
-    torch.testing.assert_close(a, b, atol=atol, rtol=0)
 
 
 def attention_matrix(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor, impl: str, **options) -> torch.Tensor:
@@ -45,16 +38,7 @@ def test_layer_loads_the_official_state_dict(activation: str, dim: int, heads: i
         official.temperature.copy_(randn(heads, 1, 1, seed=7).abs() + 0.5)
     ours = SparseGlobalAttention(dim, heads, activation=activation).double()
     ours.load_state_dict(official.state_dict())  # the official parameter names, strict
-    x = randn(2, dim, *grid).requires_grad_()
-    expected = official(x)
-    out = ours(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-    close(out, expected)
-    cotangent = randn(*out.shape, seed=4)
-    names = [name for name, _ in official.named_parameters()]
-    got = torch.autograd.grad(out, [x, *(ours.get_parameter(name) for name in names)], cotangent)
-    want = torch.autograd.grad(expected, [x, *official.parameters()], cotangent)
-    for g, w in zip(got, want):
-        close(g, w, atol=1e-10)
+    assert_layer_matches_official(official, ours, randn(2, dim, *grid).requires_grad_())
 
 
 @pytest.mark.parametrize(("grid", "tile"), [((20, 30), 12), ((13, 9), 5), ((7, 7), 48), ((48, 10), 48)])
