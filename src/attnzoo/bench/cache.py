@@ -46,7 +46,8 @@ PACKAGE = Path(__file__).resolve().parent.parent
 """``src/attnzoo``."""
 SHARED_SOURCES = ("ops/tiled.py", "ops/dense.py", "ops/flex.py", "ops/dropin.py", "masks.py", "registry")
 """Paths (under ``attnzoo/``) every row depends on, besides the ``bench`` package."""
-PEER_PACKAGES = {"natten": "natten", "local-attention": "local-attention", "fla naive (reference)": "fla-core"}
+PEER_PACKAGES = {"natten": "natten", "local-attention": "local-attention", "fla naive (reference)": "fla-core",
+                 "routing-transformer": "routing-transformer"}
 """Peer implementation name of a case -> the distribution whose installed version is part of its key."""
 MEASURED_NOW = "measured now"
 

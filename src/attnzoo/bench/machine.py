@@ -14,7 +14,7 @@ import torch
 from attnzoo.bench.timing import time_calls
 
 GEMM_SIZE = 2048
-PEER_PACKAGES = ("natten", "local-attention")
+PEER_PACKAGES = ("natten", "local-attention", "fla-core", "routing-transformer")
 
 
 def cpu_model() -> str:
