@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from attnzoo.bench import Settings, run_cases
 from attnzoo.bench.ours import DENSE_SDPA
 from attnzoo.bench.peers.routing_transformer import IMPL, routing_transformer_unavailable
 from attnzoo.bench.suites import SUITES
 from attnzoo.bench.suites.routing import REFERENCE_SCORE_LIMIT, RoutingSpec
-from attnzoo.bench.suites.sparse import sparse_cases
+from attnzoo.bench.suites.sparse import DENSE_MATERIALISED, MEMORY_TARGETS, _dense_materialised, sparse_cases
 
 
 def test_the_suite_holds_the_routing_workloads_once_and_the_target() -> None:
@@ -36,3 +38,15 @@ def test_routing_rows_agree_with_their_references() -> None:
     for impl, row in rows.items():
         assert row["status"] == "ok" and row["modes"]["forward_backward"]["status"] == "ok", row
         assert row["max_abs_error"] < (1e-4 if impl == IMPL else 1e-5), (impl, row["max_abs_error"])
+
+
+def test_memory_target_variants_get_a_materialised_dense_row_that_is_dense_attention() -> None:
+    beside = {case.workload.variant for case in sparse_cases("full") if case.impl == DENSE_MATERIALISED}
+    assert beside == MEMORY_TARGETS
+    generator = torch.Generator().manual_seed(0)
+    inputs = {name: torch.randn(1, 2, 3, 5, 8, generator=generator, dtype=torch.float64)
+              for name in ("query", "key", "value")}
+    for causal in (False, True):
+        expected = F.scaled_dot_product_attention(*(inputs[n].flatten(2, 3) for n in ("query", "key", "value")),
+                                                  is_causal=causal)
+        torch.testing.assert_close(_dense_materialised(inputs, causal), expected, rtol=1e-12, atol=1e-12)

@@ -6,7 +6,7 @@ decoding against a vanilla decoder (:mod:`.block_decode`)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,11 @@ WRITTEN_HERE = frozenset({ROUTING_VARIANT})
 
 ATTENTION_INPUTS = frozenset({"query", "key", "value"})
 """A variant whose op takes these gets a dense SDPA row (MHDLSA takes values and per-pixel kernels: none)."""
+MEMORY_TARGETS = frozenset({"sparsifiner_attention", "sparse_global_attention"})
+"""Variants whose issue target is peak memory against dense attention: they also get a row of dense attention that
+stores its N x N probabilities for backward (:func:`dense_materialised_beside`), the papers' ViT baseline; the
+flash-style SDPA row keeps O(N) memory on CPU, which no top-k attention can undercut."""
+DENSE_MATERIALISED = "dense-materialised"
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
@@ -42,21 +47,54 @@ def _dense_sdpa(inputs: Inputs, causal: bool) -> torch.Tensor:
     return F.scaled_dot_product_attention(*(_tokens(inputs[n]) for n in ("query", "key", "value")), is_causal=causal)
 
 
+def _float64_sdpa(causal: bool) -> Callable[[Inputs], torch.Tensor]:
+    """The dense rows' error reference: SDPA in float64."""
+    return lambda inputs: _dense_sdpa({n: inputs[n].double() for n in ("query", "key", "value")}, causal).float()
+
+
 def dense_sdpa_beside(baseline: Case) -> Case:
     """Dense softmax attention over the same query, key and value tokens as ``baseline``'s registry workload
     (flattened to ``(B, H, N, D)``; causal when the variant's case is), by ``F.scaled_dot_product_attention``: the
     issue's "against dense SDPA in the same run" row beside each sparse variant. A different function, so its error
     is against a float64 SDPA. Its time against the variant's fast path is the sparse-vs-dense ratio; the speed-up
     column stays against the dense reference (the baseline)."""
-    variant = baseline.workload.variant
-    spec = get_spec(variant)
-    causal = bool(spec.options(benchmark_case(spec)).get("is_causal", False))
-
-    def reference(inputs: Inputs) -> torch.Tensor:
-        return _dense_sdpa({n: inputs[n].double() for n in ("query", "key", "value")}, causal).float()
-
-    return Case(baseline.workload, DENSE_SDPA, lambda inputs, _: _dense_sdpa(inputs, causal), reference=reference,
+    causal = _causal(baseline)
+    return Case(baseline.workload, DENSE_SDPA, lambda inputs, _: _dense_sdpa(inputs, causal),
+                reference=_float64_sdpa(causal),
                 note=f"F.scaled_dot_product_attention over the same tokens{' (causal)' if causal else ''}")
+
+
+def _dense_materialised(inputs: Inputs, causal: bool) -> torch.Tensor:
+    query, key, value = (_tokens(inputs[n]) for n in ("query", "key", "value"))
+    scores = query @ key.transpose(-2, -1) * query.shape[-1] ** -0.5
+    if causal:
+        scores = scores.masked_fill(torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).triu(1),
+                                    float("-inf"))
+    return scores.softmax(dim=-1) @ value
+
+
+def dense_materialised_beside(baseline: Case) -> Case:
+    """Dense softmax attention over ``baseline``'s query, key and value tokens written as ``softmax(Q K^T / sqrt(d))
+    V`` with the ``N x N`` scores and probabilities held for backward, as the papers' dense ViT attention does: the
+    peak-memory baseline of the issue's "at most a third of dense attention's memory" targets."""
+    causal = _causal(baseline)
+    note = ("softmax(Q K^T / sqrt(d)) V over the same tokens, N x N probabilities stored for backward"
+            f"{' (causal)' if causal else ''}")
+    return Case(baseline.workload, DENSE_MATERIALISED, lambda inputs, _: _dense_materialised(inputs, causal),
+                reference=_float64_sdpa(causal), note=note)
+
+
+def _causal(baseline: Case) -> bool:
+    spec = get_spec(baseline.workload.variant)
+    return bool(spec.options(benchmark_case(spec)).get("is_causal", False))
+
+
+def _dense_rows(case: Case, with_dense: Collection[str]) -> list[Case]:
+    """``case`` and, for a variant's baseline row, the dense rows beside it."""
+    variant = case.workload.variant
+    if not case.baseline or variant not in with_dense:
+        return [case]
+    return [case, dense_sdpa_beside(case), *([dense_materialised_beside(case)] if variant in MEMORY_TARGETS else [])]
 
 
 def sparse_cases(subset: str = "full", impls: Collection[str] | None = None, device: str = DEVICE) -> list[Case]:
@@ -69,9 +107,7 @@ def sparse_cases(subset: str = "full", impls: Collection[str] | None = None, dev
                 if case.workload.variant not in WRITTEN_HERE]
     with_dense = {case.workload.variant for case in registry
                   if ATTENTION_INPUTS <= set(get_spec(case.workload.variant).batched_inputs)}
-    registry = [row for case in registry
-                for row in ([case, dense_sdpa_beside(case)] if case.baseline and case.workload.variant in with_dense
-                            else [case])]
+    registry = [row for case in registry for row in _dense_rows(case, with_dense)]
     scaling = [case for tokens, segment in COMBINER_SCALING[subset]
                for case in resized_cases(COMBINER, {"grid": (tokens,), "segment_length": segment}, REFERENCE_LIMIT,
                                          device) if impls is None or case.baseline or case.impl in impls]
