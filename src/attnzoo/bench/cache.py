@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from attnzoo.bench.case import Case
-from attnzoo.bench.machine import cpu_model, vector_isa
+from attnzoo.bench.machine import PEER_PACKAGES, cpu_model, vector_isa
 from attnzoo.bench.results import CaseResult, ModeResult
 from attnzoo.bench.store import EntryStore, json_safe, provenance
 
@@ -46,9 +46,6 @@ PACKAGE = Path(__file__).resolve().parent.parent
 """``src/attnzoo``."""
 SHARED_SOURCES = ("ops/tiled.py", "ops/dense.py", "ops/flex.py", "ops/dropin.py", "masks.py", "registry")
 """Paths (under ``attnzoo/``) every row depends on, besides the ``bench`` package."""
-PEER_PACKAGES = {"natten": "natten", "local-attention": "local-attention", "fla naive (reference)": "fla-core",
-                 "routing-transformer": "routing-transformer"}
-"""Peer implementation name of a case -> the distribution whose installed version is part of its key."""
 MEASURED_NOW = "measured now"
 
 

@@ -14,7 +14,10 @@ import torch
 from attnzoo.bench.timing import time_calls
 
 GEMM_SIZE = 2048
-PEER_PACKAGES = ("natten", "local-attention", "fla-core", "routing-transformer")
+PEER_PACKAGES = {"natten": "natten", "local-attention": "local-attention", "fla naive (reference)": "fla-core",
+                 "routing-transformer": "routing-transformer"}
+"""Peer implementation name of a benchmark row -> the distribution it comes from: result files record these
+versions, and a cached peer row depends on its version (:mod:`attnzoo.bench.cache`)."""
 
 
 def cpu_model() -> str:
@@ -87,7 +90,7 @@ def describe_machine() -> dict[str, object]:
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "peers": {name: _version(name) for name in PEER_PACKAGES},
+        "peers": {name: _version(name) for name in dict.fromkeys(PEER_PACKAGES.values())},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
     }

@@ -29,14 +29,10 @@ from collections.abc import Sequence
 
 import torch
 
-from attnzoo.ops.window.functional import window_pattern
-from attnzoo.registry import CallFacts, select_implementation
+from attnzoo.ops.window.functional import dispatch_windowed, window_pattern
 from attnzoo.validation import (
     check_float_tensors,
     check_one_dtype_and_device,
-    check_scale,
-    check_tensor_like,
-    empty_output,
 )
 
 LAYOUT = "(B, H, X, Y, D)"
@@ -85,11 +81,4 @@ def global_query_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
         raise ValueError(f"query has shape {tuple(query.shape)}; expected the global queries of one window "
                          f"(B, H, wx, wy, D) = ({b}, {h}, {pattern.window[0]}, {pattern.window[1]}, {d}), or one "
                          f"query per token ({b}, {h}, {x}, {y}, {d})")
-    if rpb is not None:
-        check_tensor_like("rpb", rpb, (query.shape[1], *(2 * w - 1 for w in pattern.window)), query)
-    scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
-    tensors = [t for t in (query, key, value, rpb) if t is not None]
-    implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, bias=rpb is not None))
-    if query.shape[0] == 0 or query.shape[1] == 0:
-        return empty_output(query, key, value)
-    return implementation.fn(query, key, value, pattern=pattern, rpb=rpb, scale=scale)
+    return dispatch_windowed(VARIANT_NAME, impl, query, key, value, pattern, rpb, scale)

@@ -24,13 +24,12 @@ through the gathers and the scatter.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from attnzoo.ops.dropin import DropIn
 from attnzoo.ops.routing.masks import visible_keys
 from attnzoo.ops.routing.routing import Routing
 from attnzoo.ops.routing.scatter import gather_rows, member_rows, scatter_mean
-from attnzoo.ops.softmax.sdpa import _SDPA, softmax_sdpa
+from attnzoo.ops.softmax.sdpa import first_order_sdpa, softmax_sdpa
 
 
 def slot_mask(window: int, is_causal: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -46,10 +45,7 @@ def shared_block_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     """SDPA of every block under the one slot mask, in which every slot sees at least itself: no row to zero,
     so no data-dependent test (``softmax_sdpa`` checks its masks for hidden rows, which ``torch.compile`` cannot
     trace); with gradients through softmax.sdpa's first-order-only wrapper, as ``softmax_sdpa`` does."""
-    options = {"dropout_p": 0.0, "is_causal": False, "scale": scale, "enable_gqa": False}
-    if torch.is_grad_enabled() and not torch.compiler.is_compiling() and any(t.requires_grad for t in (q, k, v)):
-        return _SDPA.apply(options, q, k, v, mask)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **options)
+    return first_order_sdpa(q, k, v, mask, {"dropout_p": 0.0, "is_causal": False, "scale": scale, "enable_gqa": False})
 
 
 def slot_major(rows: torch.Tensor, blocks: tuple[int, int, int]) -> torch.Tensor:
@@ -74,8 +70,8 @@ def routing_gathered(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     if routing.shared:
         out = shared_block_sdpa(q, k, v, slot_mask(window, is_causal, q.dtype, q.device), scale)
     elif is_causal:
-        mask = visible_keys(routing.query_members.view(*blocks, 1), routing.key_members.view(b, h * clusters, 1, window),
-                            None, is_causal=True, shared=False)
+        mask = visible_keys(routing.query_members.view(*blocks, 1),
+                            routing.key_members.view(b, h * clusters, 1, window), None, is_causal=True, shared=False)
         out = softmax_sdpa(q, k, v, is_causal=False, scale=scale, dropin=DropIn(attn_mask=mask))
         valid = mask.any(-1).transpose(1, 2)
     else:  # every key of the block is visible

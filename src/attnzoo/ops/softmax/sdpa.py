@@ -81,14 +81,20 @@ class _SDPA(torch.autograd.Function):
         return (None, *result)
 
 
+def first_order_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None,
+                     options: dict) -> torch.Tensor:
+    """``F.scaled_dot_product_attention(query, key, value, attn_mask=mask, **options)``, through :class:`_SDPA`
+    (first-order backward) when a gradient is wanted outside ``torch.compile``."""
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling() \
+            and any(t is not None and t.requires_grad for t in (query, key, value, mask)):
+        return _SDPA.apply(options, query, key, value, mask)
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, **options)
+
+
 def softmax_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, is_causal: bool, scale: float,
                  dropin: DropIn = DropIn()) -> torch.Tensor:
     """``(B, Hq, Nq, D)`` queries against ``(B, Hkv, Nk, D)`` keys through one SDPA call (see the module)."""
     mask, sdpa_causal, sees_any = combined_mask(query, key, is_causal, dropin)
     options = {"dropout_p": dropin.dropout_p, "is_causal": sdpa_causal, "scale": scale, "enable_gqa": dropin.gqa}
-    if torch.is_grad_enabled() and not torch.compiler.is_compiling() \
-            and any(t is not None and t.requires_grad for t in (query, key, value, mask)):
-        out = _SDPA.apply(options, query, key, value, mask)
-    else:
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, **options)
+    out = first_order_sdpa(query, key, value, mask, options)
     return out if sees_any is None else out * sees_any

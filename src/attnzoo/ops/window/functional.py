@@ -50,6 +50,21 @@ def window_pattern(shape: tuple[int, int], window_size: int | Sequence[int],
     return WindowPattern(shape, window, shift)
 
 
+def dispatch_windowed(variant: str, impl: str, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      pattern: WindowPattern, rpb: torch.Tensor | None, scale: float | None) -> torch.Tensor:
+    """The tail every windowed op shares (window attention, GC ViT's global query attention): check the bias
+    ``(H, 2wx - 1, 2wy - 1)`` and the scale (default ``D ** -0.5``), select ``variant``'s implementation ``impl``
+    and run it on the validated ``pattern`` (an empty batch or head axis gives an empty output)."""
+    if rpb is not None:
+        check_tensor_like("rpb", rpb, (query.shape[1], *(2 * w - 1 for w in pattern.window)), query)
+    scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
+    tensors = [t for t in (query, key, value, rpb) if t is not None]
+    implementation = select_implementation(variant, impl, CallFacts.of(tensors, bias=rpb is not None))
+    if query.shape[0] == 0 or query.shape[1] == 0:
+        return empty_output(query, key, value)
+    return implementation.fn(query, key, value, pattern=pattern, rpb=rpb, scale=scale)
+
+
 def window_attention_2d(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                         window_size: int | Sequence[int], shift_size: int | Sequence[int] = 0,
                         rpb: torch.Tensor | None = None, scale: float | None = None,
@@ -62,11 +77,4 @@ def window_attention_2d(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     """
     check_qkv(query, key, value, spatial_dims=2, layout=LAYOUT)
     pattern = window_pattern(tuple(query.shape[2:4]), window_size, shift_size)
-    if rpb is not None:
-        check_tensor_like("rpb", rpb, (query.shape[1], *(2 * w - 1 for w in pattern.window)), query)
-    scale = check_scale("scale", scale, query.shape[-1] ** -0.5)
-    tensors = [t for t in (query, key, value, rpb) if t is not None]
-    implementation = select_implementation(VARIANT_NAME, impl, CallFacts.of(tensors, bias=rpb is not None))
-    if query.shape[0] == 0 or query.shape[1] == 0:
-        return empty_output(query, key, value)
-    return implementation.fn(query, key, value, pattern=pattern, rpb=rpb, scale=scale)
+    return dispatch_windowed(VARIANT_NAME, impl, query, key, value, pattern, rpb, scale)
