@@ -19,15 +19,19 @@ from attnzoo.tasks import FashionMNISTModelsTask
 from attnzoo.tasks.harness import evaluate_mixers
 from attnzoo.train import TrainConfig
 
-BACKBONES = ["convit", "davit", "dhvt", "gcvit", "halonet", "sgformer", "shvit"]
-"""The backbones of issue 12 (the ResNet and VAN wait for the CNN modules)."""
+BACKBONES = ["convit", "davit", "dhvt", "gcvit", "halonet", "resnet18", "sgformer", "shvit", "van"]
+"""The backbones of issue 12; ``resnet18_<cnn variant>`` are the ResNet with each CNN module."""
 
 
 def test_registry_lists_the_backbones_with_their_papers_and_mixers() -> None:
     assert set(BACKBONES) <= set(attnzoo.list_models())
     assert attnzoo.list_models() == sorted(attnzoo.list_models())
     papers = {name: get_model(name).paper.number for name in BACKBONES}
-    assert papers == {"convit": 22, "davit": 11, "dhvt": 49, "gcvit": 59, "halonet": 1, "sgformer": 56, "shvit": 33}
+    assert papers == {"convit": 22, "davit": 11, "dhvt": 49, "gcvit": 59, "halonet": 1, "resnet18": None,
+                      "sgformer": 56, "shvit": 33, "van": 16}
+    cnn = [v.name for v in attnzoo.variants(family="cnn")]
+    assert "efficient_channel_attention" in cnn and "large_kernel_attention" in cnn
+    assert {f"resnet18_{name}" for name in cnn} <= set(attnzoo.list_models())
     for name in attnzoo.list_models():
         entry = get_model(name)
         assert entry.summary and all(get_variant(m) for m in entry.mixers)
@@ -43,7 +47,7 @@ def test_registry_errors_name_the_model_and_the_argument() -> None:
         attnzoo.create_model("davit", dims=(48, 96), depths=(1, 1, 2))
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("name", attnzoo.list_models())
 def test_backbone_builds_trains_and_has_a_small_budget(name: str) -> None:
     torch.manual_seed(0)
     model = attnzoo.create_model(name)
@@ -93,8 +97,27 @@ def test_stage_grids_the_layers_cannot_take_are_refused_at_construction() -> Non
         attnzoo.create_model("convit", local_up_to_layer=6)
 
 
+def test_resnet_places_the_cnn_module_after_the_residual_branchs_last_batch_norm() -> None:
+    torch.manual_seed(0)
+    eca = attnzoo.create_model("resnet18", attention="eca")  # the variant's alias
+    block = eca.stages[1][0]
+    assert type(block.attention).__name__ == "EfficientChannelAttention" and block.attention.dim == 64
+    x = torch.randn(2, 32, 14, 14)
+    branch = block.conv2(block.act(block.conv1(x)))
+    torch.testing.assert_close(block(x), block.act(block.attention(branch) + block.shortcut(x)))
+    named = attnzoo.create_model("resnet18_efficient_channel_attention")
+    assert [type(m).__name__ for m in named.modules()] == [type(m).__name__ for m in eca.modules()]
+    plain = attnzoo.create_model("resnet18")
+    assert all(isinstance(b.attention, torch.nn.Identity) for stage in plain.stages for b in stage)
+    with pytest.raises(ValueError, match="attention='gpsa_attention': expected a registry variant of the 'cnn'"):
+        attnzoo.create_model("resnet18", attention="gpsa_attention")
+    with pytest.raises(ValueError, match="attention_kwargs=.*without an attention module"):
+        attnzoo.create_model("resnet18", attention_kwargs={"kernel_size": 3})
+
+
 def test_backbones_build_for_other_image_sizes_and_channels() -> None:
-    for name, size in [("davit", 32), ("convit", 32), ("dhvt", 32), ("shvit", 32), ("gcvit", 56)]:
+    for name, size in [("davit", 32), ("convit", 32), ("dhvt", 32), ("shvit", 32), ("gcvit", 56), ("van", 32),
+                       ("resnet18", 32)]:
         model = attnzoo.create_model(name, in_channels=3, num_classes=5, image_size=size)
         assert model(torch.randn(2, 3, size, size)).shape == (2, 5), name
 

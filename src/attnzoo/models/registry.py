@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from torch import nn
@@ -31,13 +31,15 @@ ModelClass = TypeVar("ModelClass", bound=type[nn.Module])
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its ``name``, constructor (``builder``, an ``nn.Module`` class), ``paper`` and the
-    registry variants (``mixers``) whose layers it stacks."""
+    """A registered model: its ``name``, constructor (``builder``, an ``nn.Module`` class), ``paper``, the
+    registry variants (``mixers``) whose layers it stacks and the constructor ``defaults`` the name implies
+    (e.g. ``resnet18_efficient_channel_attention``: ``attention="efficient_channel_attention"``)."""
 
     name: str
     builder: type[nn.Module]
     paper: Paper
     mixers: tuple[str, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> str:
@@ -49,15 +51,19 @@ _MODELS: dict[str, ModelEntry] = {}
 _LOADED = False
 
 
-def register_model(name: str, paper: Paper, mixers: tuple[str, ...] = ()) -> Callable[[ModelClass], ModelClass]:
-    """Class decorator registering an image-classifier ``nn.Module`` class under ``name``. ``ValueError`` if the
-    name is taken by another class."""
+def register_model(name: str, paper: Paper, mixers: tuple[str, ...] = (),
+                   defaults: Mapping[str, Any] | None = None) -> Callable[[ModelClass], ModelClass]:
+    """Class decorator registering an image-classifier ``nn.Module`` class under ``name`` (with constructor
+    ``defaults`` the name implies, which ``create_model`` keyword arguments override). ``ValueError`` if the name
+    is taken by another registration."""
 
     def decorate(builder: ModelClass) -> ModelClass:
+        entry = ModelEntry(name, builder, paper, tuple(mixers), dict(defaults or {}))
         taken = _MODELS.get(name)
-        if taken is not None and taken.builder is not builder:
-            raise ValueError(f"model name {name!r} is already registered by {taken.builder.__qualname__}")
-        _MODELS[name] = ModelEntry(name, builder, paper, tuple(mixers))
+        if taken is not None and (taken.builder is not builder or taken.defaults != entry.defaults):
+            raise ValueError(f"model name {name!r} is already registered by {taken.builder.__qualname__} with "
+                             f"{dict(taken.defaults)}")
+        _MODELS[name] = entry
         return builder
 
     return decorate
@@ -85,7 +91,8 @@ def get_model(name: str) -> ModelEntry:
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build registered model ``name`` with its defaults, overridden by ``kwargs``.
+    """Build registered model ``name`` with its defaults (the class's, then those its name implies), overridden by
+    ``kwargs``.
 
     ``KeyError`` for an unknown name (listing the registered ones), ``TypeError`` for a keyword the model does
     not take (listing those it takes); bad values raise the model's own ``ValueError`` naming the argument.
@@ -97,4 +104,4 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         plural = "s" if len(unknown) > 1 else ""
         raise TypeError(f"create_model({name!r}): unexpected keyword argument{plural} "
                         f"{', '.join(map(repr, unknown))}; {entry.builder.__name__} accepts {', '.join(accepted)}")
-    return entry.builder(**kwargs)
+    return entry.builder(**{**entry.defaults, **kwargs})
