@@ -14,7 +14,7 @@ parameter names are timm's (``stem``, ``stages.i.downsample``, ``stages.i.blocks
 Scaled: the stem is a 3x3 stride-2 convolution (DaViT: 7x7 stride 4), so a 28x28 image gives stages at 14x14,
 7x7 and 4x4; three stages (DaViT-T: four) of widths ``(48, 96, 192)`` (96 ... 768), depths ``(1, 1, 2)``
 ((1, 1, 3, 1)), 16 channels per head / group as DaViT-T (32) halved; the window is 7 as in the paper,
-clipped to the stage's grid (4 at 4x4: one window, as the paper's last stage at 7x7). About 2.1 M parameters.
+clipped to the stage's grid (4 at 4x4: one window, as the paper's last stage at 7x7). About 2.2 M parameters.
 """
 
 from __future__ import annotations

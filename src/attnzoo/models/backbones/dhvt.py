@@ -11,7 +11,7 @@ of the class token); no qkv bias (the official default); MLP ratio 4; a final La
 class token.
 
 Scaled: patch 4 on 28x28 gives 7x7 patch tokens (DHVT on CIFAR: patch 4 on 32x32, 8x8); width 128 with 4 heads
-(DHVT-T: 192, 4 heads) and depth 6 (12). About 1.2 M parameters.
+(DHVT-T: 192, 4 heads) and depth 6 (12). About 1.4 M parameters.
 """
 
 from __future__ import annotations

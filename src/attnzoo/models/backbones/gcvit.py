@@ -14,7 +14,7 @@ Scaled: the stem is one 3x3 stride-2 convolution (GC ViT: that convolution and a
 stages sit at 14x14, 7x7 and 4x4 (GC ViT: 56, 28, 14, 7); three stages (four) of widths ``(64, 128, 256)``
 (GC ViT-XXT: 64 ... 512), depths ``(2, 2, 2)`` ((2, 2, 6, 2)), heads ``(2, 4, 8)`` (the XXT's first three, 32
 channels each); window 7 clipped to the stage grid (7, 7, 4), so the generator pools once at 14x14 and not at
-all after (the paper: 3, 2, 1, 0 poolings). About 2.1 M parameters.
+all after (the paper: 3, 2, 1, 0 poolings). About 2.2 M parameters.
 """
 
 from __future__ import annotations

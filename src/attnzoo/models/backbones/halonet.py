@@ -12,7 +12,7 @@ pool and a linear head.
 Scaled: the stem is one 3x3 stride-2 Conv-BN-ReLU (HaloNet: a ResNet stem, stride 4); two stages at 14x14 and
 7x7 (HaloNet: four, c2 to c5) of output widths ``(256, 512)`` (H0: 256 ... 2048) and depths ``(2, 3)``; block
 7 with halo 2 at 14x14 (HaloNet: block 8, halo 3) and block 7 without halo at 7x7, where one block covers the
-grid (HaloNet's last stage, 7x7 under block 8, likewise). About 0.8 M parameters.
+grid (HaloNet's last stage, 7x7 under block 8, likewise). About 0.75 M parameters.
 """
 
 from __future__ import annotations

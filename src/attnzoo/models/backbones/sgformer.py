@@ -16,7 +16,7 @@ qkv bias on; a LayerNorm after each stage (blocks and stages: epsilon 1e-6); tok
 Scaled: the stem's second stride-2 convolution has stride 1 (SG-Former: stride 4), so the two stages sit at
 14x14 and 7x7, which are the grids and settings of SG-Former's last two stages (``sr_ratio`` 2 with windows of 7
 at 14x14, plain attention at 7x7); two stages (four) of widths ``(64, 128)`` (SG-Former-S: 64 ... 512), depths
-``(2, 3)`` ((2, 4, 16, 1)), 32 channels per head as SG-Former-S. About 0.8 M parameters.
+``(2, 3)`` ((2, 4, 16, 1)), 32 channels per head as SG-Former-S. About 0.9 M parameters.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ BatchNorm1d + linear head. BatchNorm everywhere (no LayerNorm), as the paper's m
 Scaled: the stem has two convolutions, only the first strided (SHViT: four, stride 16), so the stages sit at
 14x14, 7x7 and 4x4, the grids SHViT's stages have at 224x224 (14, 7, 4 after rounding up); widths
 ``(64, 128, 224)`` (SHViT-S4: 224, 336, 448), depths ``(2, 3, 3)`` ((4, 7, 6)), attended channels
-``round(C / 4.67)``: 27 and 48 (S4: 48, 72, 96 = C / 4.67). About 1.6 M parameters.
+``round(C / 4.67)``: 27 and 48 (S4: 48, 72, 96 = C / 4.67). About 1.9 M parameters.
 """
 
 from __future__ import annotations
