@@ -4,7 +4,8 @@ config, the weights copied into ours, equal outputs and input gradients in float
 
 Compared: a whole DaViT stage (``DaVitStage``: downsampling, spatial and channel blocks), a whole GC ViT stage
 (``GlobalContextVitStage``: ``Downsample2d``, the stage's global query generator ``FeatureBlock``, local and
-global blocks), and ConViT's two block kinds (``Block`` with GPSA and with MHSA). Not compared: timm's whole
+global blocks), and ConViT's two block kinds (``Block`` with GPSA and with MHSA). timm 1.0.31 has no VAN: VAN's
+block is compared with the official ``models/van.py`` ``Block``, transcribed. Not compared: timm's whole
 models (their builders need timm's registry and pretrained-config machinery), HaloNet (timm's ``byoanet``
 builds its blocks through the generic ``byobnet`` block factory, not loadable in isolation; the halo layer itself
 is compared with timm's ``HaloAttn`` in ``tests/test_halo.py``), DHVT / SHViT / SG-Former (not in timm 1.0.31,
@@ -195,3 +196,60 @@ def test_convit_blocks_match_timm_blocks() -> None:
     _randomise(theirs, seed=2)
     mhsa_block.load_state_dict(theirs.state_dict(), strict=True)
     _assert_same_function(mhsa_block, theirs, _seeded(2, 50, 32))
+
+
+# ---- VAN: timm 1.0.31 has no VAN; the official code, transcribed ----------------------------------------------------
+
+class OfficialVANMlp(nn.Module):
+    """``Mlp`` (with ``DWConv``) of Visual-Attention-Network/VAN-Classification ``models/van.py`` (commit
+    72e17fdbc8695b8f0901a64d4109a111010b8950), line for line without dropout and init."""
+
+    def __init__(self, in_features: int, hidden_features: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(in_features, hidden_features, 1)
+        self.dwconv = nn.Module()
+        self.dwconv.dwconv = nn.Conv2d(hidden_features, hidden_features, 3, 1, 1, bias=True, groups=hidden_features)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden_features, in_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc1(x)
+        x = self.dwconv.dwconv(x)
+        x = self.act(x)
+        return self.fc2(x)
+
+
+class OfficialVANBlock(nn.Module):
+    """``Block`` of the official ``models/van.py``, line for line without drop path and init (its
+    ``SpatialAttention`` is ``tests/test_lka.py``'s transcription)."""
+
+    def __init__(self, dim: int, mlp_ratio: float) -> None:
+        super().__init__()
+        from test_lka import OfficialSpatialAttention
+
+        self.norm1 = nn.BatchNorm2d(dim)
+        self.attn = OfficialSpatialAttention(dim)
+        self.norm2 = nn.BatchNorm2d(dim)
+        self.mlp = OfficialVANMlp(dim, int(dim * mlp_ratio))
+        self.layer_scale_1 = nn.Parameter(1e-2 * torch.ones(dim))
+        self.layer_scale_2 = nn.Parameter(1e-2 * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.layer_scale_1.unsqueeze(-1).unsqueeze(-1) * self.attn(self.norm1(x))
+        return x + self.layer_scale_2.unsqueeze(-1).unsqueeze(-1) * self.mlp(self.norm2(x))
+
+
+def test_van_block_matches_the_official_block() -> None:
+    """Our VAN's first block against the official ``Block`` (the ``mlp.dwconv.dwconv`` name flattened to
+    ``mlp.dwconv``), random weights and layer scales, in training mode (batch statistics, running statistics
+    updated alike) and then in eval mode."""
+    model = attnzoo.create_model("van", dims=(16,), depths=(1,), mlp_ratios=(8.0,)).double()
+    ours, theirs = model.blocks[0][0], OfficialVANBlock(16, 8.0).double()
+    _randomise(theirs, seed=4)
+    state = {k.replace("mlp.dwconv.dwconv.", "mlp.dwconv."): v for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(state, strict=True)
+    _assert_same_function(ours, theirs, _seeded(3, 16, 9, 11))
+    torch.testing.assert_close(ours.norm1.running_mean, theirs.norm1.running_mean, atol=1e-12, rtol=0)
+    ours.eval()
+    theirs.eval()
+    _assert_same_function(ours, theirs, _seeded(3, 16, 9, 11, seed=2))
