@@ -36,12 +36,19 @@ def _layer(spec: OpTestSpec) -> tuple[torch.nn.Module, tuple[int, ...]]:
     return attnzoo.create(spec.variant), tuple(spec.layer_input_shape)
 
 
-def _channels(shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.randn(*shape[:-1], shape[-1] - 1)
+def _channel_axis(spec: OpTestSpec) -> int:
+    """Where a layer's input has its channels: dim 1 for CNN modules ``(B, C, H, W)``, else the last dim."""
+    return 1 if spec.registered.layer_layout.channels_first else -1
+
+
+def _channels(shape: tuple[int, ...], axis: int) -> torch.Tensor:
+    fewer = list(shape)
+    fewer[axis] -= 1
+    return torch.randn(*fewer)
 
 
 INPUT_CASES = [
-    ("channels", _channels, ValueError, lambda c: rf"input has shape .*, {c - 1} channels; expected .*C={c}\)"),
+    ("channels", _channels, ValueError, lambda c: rf"input has shape .*, {c - 1} channels; expected .*C={c}[,)]"),
     ("dtype", lambda s: torch.randn(*s, dtype=torch.float64), TypeError,
      lambda c: r"input dtype torch.float64 differs from the layer's parameter dtype torch.float32"),
     ("rank", lambda s: torch.randn(1, *s), ValueError, lambda c: r"input has shape .*; expected \d-D \("),
@@ -57,8 +64,9 @@ def test_layer_rejects_bad_input(spec: OpTestSpec, what: str, make: Callable, er
                                  match: Callable[[int], str]) -> None:
     module, shape = _layer(spec)
     module(torch.randn(*shape))  # the valid input runs
-    with pytest.raises(error, match=match(shape[-1])):
-        module(make(shape))
+    axis = _channel_axis(spec)
+    with pytest.raises(error, match=match(shape[axis])):
+        module(make(shape, axis) if what == "channels" else make(shape))
 
 
 @pytest.mark.parametrize("variant", ["sliding_window_attention", "shifted_sparse_attention", "linear_attention"])

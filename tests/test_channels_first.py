@@ -9,7 +9,9 @@ import torch
 import attnzoo
 from attnzoo.testing import specs
 
-SPATIAL = [s for s in specs() if s.registered.layer is not None and s.registered.layer_layout.token_axes >= 2]
+SPATIAL = [s for s in specs() if s.registered.layer is not None and s.registered.layer_layout.token_axes >= 2
+           and not s.registered.layer_layout.channels_first]
+CNN = [s.variant for s in specs() if s.registered.layer is not None and s.registered.layer_layout.channels_first]
 
 
 @pytest.mark.parametrize("spec", SPATIAL, ids=[s.variant for s in SPATIAL])
@@ -26,6 +28,12 @@ def test_channels_first_is_refused_for_sequence_layers_and_non_bools() -> None:
         attnzoo.create("sliding_window_attention", channels_first=True)
     with pytest.raises(TypeError, match="channels_first='yes': expected a bool"):
         attnzoo.create("halo_attention", channels_first="yes")
+
+
+@pytest.mark.parametrize("variant", CNN)
+def test_channels_first_is_refused_for_cnn_modules_which_already_are(variant: str) -> None:
+    with pytest.raises(ValueError, match=r"already takes \(B, C, H, W\)"):
+        attnzoo.create(variant, channels_first=True)
 
 
 def test_a_channels_first_tensor_into_a_channels_last_layer_is_named() -> None:

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from registry_cases import case_id, forward_backward, make_inputs, outputs, run, run_all
 
 import attnzoo
-from attnzoo.registry import FEATURES, FLOAT_DTYPES, CallFacts, NotSupportedError
+from attnzoo.registry import FEATURE_MAP, FEATURES, FLOAT_DTYPES, CallFacts, NotSupportedError
 from attnzoo.testing import (
     FEATURE_KEYS,
     OpTestSpec,
@@ -304,6 +304,28 @@ def test_bad_input_errors_name_the_argument(spec) -> None:
         op(**{**inputs, "value": inputs["value"].float()}, **options)
     with pytest.raises(TypeError, match="query.dtype"):
         op(**{**inputs, "query": inputs["query"].long()}, **options)
+    with pytest.raises(ValueError, match="impl='fastest'"):
+        op(**inputs, **options, impl="fastest")
+
+
+FEATURE_MAP_SPECS = [pytest.param(s, id=s.variant) for s in SPECS if s.registered.layout == FEATURE_MAP]
+
+
+@pytest.mark.parametrize("spec", FEATURE_MAP_SPECS)
+def test_feature_map_bad_input_errors_name_the_argument(spec) -> None:
+    """``(B, C, H, W)`` ops (the ``cnn`` family): a wrong rank, an integer feature map, a weight of another dtype
+    than the feature map, an unknown impl."""
+    case = spec.cases[0]
+    inputs = make_inputs(spec, case)
+    options = spec.options(case)
+    op, name = spec.registered.op, spec.batched_inputs[0]
+    with pytest.raises(ValueError, match=rf"{name} has shape .*expected 4-D \(B, C, H, W\)"):
+        op(**{**inputs, name: inputs[name][None]}, **options)
+    with pytest.raises(TypeError, match=rf"{name}.dtype=torch.int64"):
+        op(**{**inputs, name: inputs[name].long()}, **options)
+    weight = next(n for n, t in inputs.items() if n != name and t.is_floating_point())
+    with pytest.raises(TypeError, match=rf"{weight}.dtype=torch.float32; expected {name}'s dtype torch.float64"):
+        op(**{**inputs, weight: inputs[weight].float()}, **options)
     with pytest.raises(ValueError, match="impl='fastest'"):
         op(**inputs, **options, impl="fastest")
 

@@ -2,9 +2,12 @@
 
 ``attnzoo.variants(family=...)`` lists registered mechanisms, ``attnzoo.create(name, **kwargs)`` builds a
 layer (``attnzoo.describe(name)``: its arguments with their defaults, the op, implementations and
-capabilities), ``attnzoo.ops`` holds the functional ops (each with ``impl=``) and ``attnzoo.layers`` the modules.
+capabilities), ``attnzoo.ops`` holds the functional ops (each with ``impl=``) and ``attnzoo.layers`` the modules;
+``attnzoo.create_model(name, **kwargs)`` builds a whole vision backbone of ``attnzoo.list_models()``.
 """
 
+from attnzoo.docs import describe
+from attnzoo.models.registry import create_model, list_models
 from attnzoo.registry import (
     CallFacts,
     NotSupportedError,
@@ -14,7 +17,7 @@ from attnzoo.registry import (
     get_variant,
     variants,
 )
-from attnzoo.docs import describe
 
 __version__ = "0.1.0"
-__all__ = ["CallFacts", "NotSupportedError", "create", "describe", "explain", "families", "get_variant", "variants"]
+__all__ = ["CallFacts", "NotSupportedError", "create", "create_model", "describe", "explain", "families", "get_variant",
+           "list_models", "variants"]

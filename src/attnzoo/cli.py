@@ -10,6 +10,7 @@
                     [--no-speed] [--cache DIR | --no-cache] [--fresh] [--device cpu]
     attnzoo eval {mqar,austen,fashion-mnist,pixel-mnist} [--mixers a,b,c] [--steps N] [task settings] [--out DIR]
                  [--device cpu]
+    attnzoo eval fashion-mnist --models a,b,c [--steps N] [--out DIR]     (the registered backbones)
 
 Every setting is checked before the first measurement or training step (implementation names, mixers, training
 and task settings, the device, a writable ``--out``); bad input exits with a message naming the argument, the
@@ -259,24 +260,43 @@ def _names(text: str | None, flag: str) -> tuple[str, ...] | None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from attnzoo.tasks import TASKS
+    from attnzoo.tasks import MODEL_TASKS, TASKS
     from attnzoo.tasks.harness import evaluate_mixers, markdown, score_metrics
     from attnzoo.train.distributed import is_main_process
 
     with reporting(f"attnzoo eval {args.task}"):
         out = writable_folder(args.out, "--out")
-        task_class = TASKS[args.task]
+        task_class, names = _eval_task(args, TASKS[args.task], MODEL_TASKS.get(args.task))
         task = task_class(**{f.name: getattr(args, f.name) for f in task_fields(task_class)})
-        mixers = [name.strip() for name in args.mixers.split(",") if name.strip()]
+        mixers = [name.strip() for name in names.split(",") if name.strip()]
         train_config = TrainConfig(steps=args.steps, lr=args.lr, warmup_steps=min(100, args.steps // 10),
                                    seed=args.seed, progress=not args.no_progress, device=args.device,
                                    ckpt_interval=args.ckpt_interval)
         rows = evaluate_mixers(task, mixers, train_config, out, progress=not args.no_progress,
                                command=args.command, resume=args.resume)
     if is_main_process():  # under torchrun only rank 0 wrote the report, and only it prints
-        print(markdown(rows, score_metrics(rows)))
+        print(markdown(rows, score_metrics(rows), getattr(task, "row_label", "mixer")))
         print(f"wrote {out / f'{task.name}.json'} and {out / f'{task.name}.md'}")
     return 0
+
+
+def _eval_task(args: argparse.Namespace, task_class: type, models_task: type | None) -> tuple[type, str]:
+    """The task class and comma-separated names ``attnzoo eval`` runs: with ``--models`` (a task with a
+    ``models_task``, :data:`attnzoo.tasks.MODEL_TASKS`), that task over the models; then ``--mixers`` and the
+    settings of the mixer task's model that the models task does not have must be left at their defaults
+    (``ValueError`` naming them)."""
+    models = getattr(args, "models", None)
+    if models is None or models_task is None:
+        return task_class, args.mixers
+    kept = {f.name for f in task_fields(models_task)}
+    changed = [f"--{f.name.replace('_', '-')}" for f in task_fields(task_class)
+               if f.name not in kept and getattr(args, f.name) != f.default]
+    if args.mixers != ",".join(task_class.default_mixers):
+        changed.insert(0, "--mixers")
+    if changed:
+        raise ValueError(f"--models {models!r} with {', '.join(changed)}: those set the ViT of --mixers; the models "
+                         "are built with their own defaults (pass no model settings, or run without --models)")
+    return models_task, models
 
 
 def task_fields(task_class: type) -> list[dataclasses.Field]:
@@ -285,7 +305,7 @@ def task_fields(task_class: type) -> list[dataclasses.Field]:
 
 
 def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
-    from attnzoo.tasks import TASKS
+    from attnzoo.tasks import MODEL_TASKS, TASKS
 
     evaluate = sub.add_parser("eval", help="train and score mixers on a quality task (JSON + markdown table)")
     tasks = evaluate.add_subparsers(dest="task", required=True, metavar="TASK")
@@ -308,6 +328,12 @@ def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
             else:
                 command.add_argument(flag, type={"int": int, "float": float, "str": str}[kind], default=f.default,
                                      help=f"(default: {f.default})")
+        models_task = MODEL_TASKS.get(name)
+        if models_task is not None:
+            command.add_argument("--models", default=None,
+                                 help="comma-separated registered models (attnzoo.list_models()) to train instead of "
+                                      f"the ViT's mixers; writes {models_task.name}.json/.md "
+                                      f"(e.g. {','.join(models_task.default_mixers)})")
         command.add_argument("--out", default="reports/eval", help="output folder (default: reports/eval)")
         command.add_argument("--resume", action="store_true",
                              help="continue each mixer's run from its newest checkpoint in OUT/runs (exact)")

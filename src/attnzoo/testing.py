@@ -295,3 +295,18 @@ def bad_layer_option(name: str, value: object, error: type[Exception] = Argument
     kwargs = {**(extra or {}), name: value}
     return LayerErrorInput(", ".join(f"{k}={v!r}" for k, v in kwargs.items()), error,
                            option_match(name, value, expected), kwargs)
+
+
+# ---- CNN modules ((B, C, H, W) feature maps) ---------------------------------------------------------------------
+
+def feature_map(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> torch.Tensor:
+    """A random ``(batch, channels, *grid)`` feature map (the ``x`` of a ``cnn`` family op) from a case's
+    ``batch``, ``channels`` and ``grid`` ``(H, W)``."""
+    return random_tensor((case["batch"], case["channels"], *case["grid"]), dtype, device, generator)
+
+
+def random_feature_map_case(rnd: random.Random, *, max_channels: int = 12, max_side: int = 9) -> dict[str, Any]:
+    """A small random ``{"batch", "channels", "grid"}`` case: batch 1-3, up to ``max_channels`` channels, sides
+    1..``max_side`` (odd and even, H != W)."""
+    return {"batch": rnd.randint(1, 3), "channels": rnd.randint(1, max_channels),
+            "grid": (rnd.randint(1, max_side), rnd.randint(1, max_side))}

@@ -98,9 +98,13 @@ def _check_mixers(mixers: tuple[str, ...]) -> None:
 
     for mixer in mixers:
         try:
-            get_variant(mixer_variant(mixer))
+            variant = get_variant(mixer_variant(mixer))
         except KeyError as error:
             raise ValueError(f"--mixers {mixer!r}: {error.args[0]}") from None
+        if variant.layer_layout is not None and variant.layer_layout.channels_first:
+            raise ValueError(f"--mixers {mixer!r}: a CNN attention module ({variant.layer_layout} in and out), not a "
+                             f"token mixer: no quality task trains it as one (its speed rows come with --families "
+                             f"{variant.family})")
 
 
 def _cached(options: CompareOptions, threads: int):  # -> Callable[[Job], bool]

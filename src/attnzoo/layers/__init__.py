@@ -1,4 +1,5 @@
-"""Attention layers (``nn.Module``): token mixers ``(B, N, C)``, spatial mixers ``(B, H, W, C)``. Every public
+"""Attention layers (``nn.Module``): token mixers ``(B, N, C)``, spatial mixers ``(B, H, W, C)``, CNN attention
+modules ``(B, C, H, W)`` (family ``cnn``). Every public
 ``nn.Module`` class defined in a module of this package is re-exported here, found by module discovery (a new
 layer module needs no edit here)."""
 

@@ -33,9 +33,11 @@ def autocast_like(tensor: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor 
     return tensor.to(x.dtype)
 
 
-def check_layer_input(layer: nn.Module, x: torch.Tensor, *, rank: int, dim: int, layout: str) -> None:
+def check_layer_input(layer: nn.Module, x: torch.Tensor, *, rank: int, dim: int, layout: str,
+                      channels_first: bool = False) -> None:
     """Check the input of ``layer.forward``: a floating tensor of ``rank`` dims whose last dim is ``dim``
-    (channels last; ``layout`` ends with ``C)``), on the device and in the dtype of the layer's parameters.
+    (channels last; ``layout`` ends with ``C)``), or whose dim 1 is ``dim`` when ``channels_first`` (CNN modules,
+    ``layout`` ``(B, C, H, W)``), on the device and in the dtype of the layer's parameters.
 
     Under ``torch.autocast`` a float32 layer legitimately receives (and computes in) a lower precision, so the
     dtype is compared with the parameters' only when autocast is off for the input's device type
@@ -45,9 +47,11 @@ def check_layer_input(layer: nn.Module, x: torch.Tensor, *, rank: int, dim: int,
         raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != rank:
         raise ValueError(f"input has shape {tuple(x.shape)} ({x.dim()}-D); expected {rank}-D {layout}")
-    if x.shape[-1] != dim:
-        raise ValueError(f"input has shape {tuple(x.shape)}, {x.shape[-1]} channels; expected "
-                         f"{layout.replace('C)', f'C={dim})')}, the layer's dim={dim} channels last")
+    axis = 1 if channels_first else -1
+    if x.shape[axis] != dim:
+        named = layout.replace("C,", f"C={dim},") if channels_first else layout.replace("C)", f"C={dim})")
+        raise ValueError(f"input has shape {tuple(x.shape)}, {x.shape[axis]} channels; expected {named}, the "
+                         f"layer's dim={dim} channels {'first' if channels_first else 'last'}")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"input dtype {x.dtype}; expected a floating dtype "
                         f"({', '.join(sorted(str(d) for d in FLOAT_DTYPES))})")

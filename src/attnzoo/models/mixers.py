@@ -7,7 +7,8 @@ its token grid. The factory fills the layer's *size options* (the keyword argume
 the token shape the layer sees, declared by each variant as ``Variant.size_options``) from that grid unless
 the caller passes them, and
 refuses, with the list of usable mixers, a name that is unknown, has the wrong layout or cannot be causal
-when causality is required.
+when causality is required. CNN attention modules (family ``cnn``, ``(B, C, H, W)`` layers) are never mixers: they
+join convolutional backbones, and asking for one as a mixer says so.
 """
 
 from __future__ import annotations
@@ -170,6 +171,10 @@ def mixer_factory(mixer: str, dim: int, mixer_kwargs: Mapping[str, Any] | None =
         spec = mixer_spec(mixer, causal)
     except KeyError:
         raise KeyError(f"no variant named {mixer!r}; {usable}") from None
+    if spec.layout.channels_first:
+        raise ValueError(f"mixer {mixer!r} is a CNN attention module (family {get_variant(mixer).family!r}, layer "
+                         f"layout {spec.layout} in and out), not a token mixer: it goes into a convolutional "
+                         f"backbone (attnzoo.models), not a transformer block; {usable}")
     if spec.layout not in layouts:
         raise ValueError(f"mixer {mixer!r} has layer layout {spec.layout}; this model takes layouts "
                          f"{', '.join(map(str, layouts))}; {usable}")

@@ -64,3 +64,5 @@ IMAGE = Layout(2)
 VOLUME = Layout(3)
 """``(B, X, Y, Z, C)``: channels-last 3-D mixers."""
 
+FEATURE_MAP = Layout(2, channels_first=True)
+"""``(B, C, H, W)``: CNN feature maps, what the ``cnn`` family's ops and layers take and return."""

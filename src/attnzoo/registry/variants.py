@@ -21,6 +21,7 @@ FAMILIES: dict[str, str] = {
     "linear": "linear, kernel and recurrent attention",
     "sparse": "content-sparse, hierarchical and global-token attention",
     "heads": "head structure and softmax variants (shared K/V heads, gated heads, clipped softmax, positional gates)",
+    "cnn": "CNN attention modules ((B, C, H, W) in and out)",
 }
 """The families, in the order ``attnzoo list``, the README and the reports show them, with what they are."""
 
@@ -173,6 +174,9 @@ def create(name: str, *, channels_first: bool = False, **kwargs: Any) -> torch.n
         raise TypeError(f"channels_first={channels_first!r}: expected a bool")
     if not channels_first:
         return layer
+    if variant.layer_layout is not None and variant.layer_layout.channels_first:
+        raise ValueError(f"create({name!r}, channels_first=True): its layer already takes {variant.layer_layout} "
+                         "(a CNN module); channels_first is for (B, H, W, C) / (B, X, Y, Z, C) layers")
     if variant.layer_layout is None or variant.layer_layout.token_axes < 2:
         raise ValueError(f"create({name!r}, channels_first=True): its layer takes {variant.layer_layout}, not a "
                          "spatial grid; channels_first is for (B, H, W, C) / (B, X, Y, Z, C) layers")

@@ -3,12 +3,14 @@
 :mod:`~attnzoo.tasks.mqar` is Zoology's multi-query associative recall generator; the task classes wrap a
 data set and a model family for :func:`~attnzoo.tasks.harness.evaluate_mixers`: :class:`MQARTask`,
 :class:`AustenLMTask` (byte-level language modelling), :class:`FashionMNISTTask` (a small ViT),
-:class:`PixelMNISTTask` (784-pixel sequences) and :class:`SortingTask` (sorting numbers with a Pointer Network).
+:class:`PixelMNISTTask` (784-pixel sequences), :class:`FashionMNISTModelsTask` (the registered backbones) and
+:class:`SortingTask` (sorting numbers with a Pointer Network).
 :data:`TASKS` maps the CLI names to the classes.
 """
 
 from attnzoo.tasks.austen_lm import AustenLMTask
 from attnzoo.tasks.fashion_mnist import FashionMNISTTask, PixelMNISTTask
+from attnzoo.tasks.fashion_mnist_models import FashionMNISTModelsTask
 from attnzoo.tasks.harness import QualityTask, evaluate_mixers
 from attnzoo.tasks.mqar import (
     CPU_SETTINGS,
@@ -29,6 +31,11 @@ TASKS: dict[str, type] = {task.name: task for task in (MQARTask, AustenLMTask, F
                                                        SortingTask)}
 """CLI task name -> task class (a dataclass of its settings)."""
 
-__all__ = ["CPU_SETTINGS", "IGNORE_INDEX", "PAPER_SETTINGS", "TASKS", "AustenLMTask", "DataLeakageError",
-           "FashionMNISTTask", "MQARConfig", "MQARTask", "PixelMNISTTask", "QualityTask", "SortingTask",
+MODEL_TASKS: dict[str, type] = {FashionMNISTTask.name: FashionMNISTModelsTask}
+"""CLI task name -> the task that trains registered models (``attnzoo.create_model``) instead of the task's own
+model around each mixer: ``attnzoo eval fashion-mnist --models a,b,c``."""
+
+__all__ = ["CPU_SETTINGS", "IGNORE_INDEX", "MODEL_TASKS", "PAPER_SETTINGS", "TASKS", "AustenLMTask",
+           "DataLeakageError", "FashionMNISTModelsTask", "FashionMNISTTask", "MQARConfig", "MQARTask",
+           "PixelMNISTTask", "QualityTask", "SortingTask",
            "check_no_leakage", "cpu_configs", "evaluate_mixers", "multiquery_ar", "paper_configs", "query_accuracy"]

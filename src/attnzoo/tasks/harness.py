@@ -106,9 +106,10 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def markdown(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> str:
-    """The rows as a markdown table: mixer, parameters, steps, train time and throughput, then ``metrics``."""
-    header = ["mixer", "params", "steps", "train time (s)", "train items/s", *metrics]
+def markdown(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], label: str = "mixer") -> str:
+    """The rows as a markdown table: mixer (headed ``label``), parameters, steps, train time and throughput, then
+    ``metrics``."""
+    header = [label, "params", "steps", "train time (s)", "train items/s", *metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [r["mixer"], r["params"], r["steps"], f"{r['train_time_s']:.1f}", f"{r['train_items_per_s']:,.0f}",
@@ -202,10 +203,10 @@ def score_metrics(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def write_markdown(path: Path, task: QualityTask, rows: Sequence[Mapping[str, Any]], train_config: TrainConfig,
                    command: str | None) -> None:
-    """The task's report: the results table (``train items`` are the task's :attr:`~QualityTask.item_name`)
-    and its settings."""
+    """The task's report: the results table (``train items`` are the task's :attr:`~QualityTask.item_name`;
+    the first column is headed by the task's ``row_label`` if it has one, e.g. ``model``) and its settings."""
     from attnzoo.bench.report import Section, write_report
 
-    table = markdown(rows, score_metrics(rows)).replace("train items/s", f"train {task.item_name}/s")
+    table = markdown(rows, score_metrics(rows), getattr(task, "row_label", "mixer")).replace("train items/s", f"train {task.item_name}/s")
     write_report(path, task.title, [Section("Results", table),
                                     Section("Settings", task.settings_markdown(train_config))], command)

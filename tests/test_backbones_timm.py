@@ -1,0 +1,255 @@
+"""The backbones against timm 1.0.31 where timm has the architecture: timm's own stage / block classes (loaded from
+the installed source by ``tests/timm_source.py``, as ``import timm`` needs torchvision), built from the same
+config, the weights copied into ours, equal outputs and input gradients in float64.
+
+Compared: a whole DaViT stage (``DaVitStage``: downsampling, spatial and channel blocks), a whole GC ViT stage
+(``GlobalContextVitStage``: ``Downsample2d``, the stage's global query generator ``FeatureBlock``, local and
+global blocks), and ConViT's two block kinds (``Block`` with GPSA and with MHSA). timm 1.0.31 has no VAN: VAN's
+block is compared with the official ``models/van.py`` ``Block``, transcribed. Not compared: timm's whole
+models (their builders need timm's registry and pretrained-config machinery), HaloNet (timm's ``byoanet``
+builds its blocks through the generic ``byobnet`` block factory, not loadable in isolation; the halo layer itself
+is compared with timm's ``HaloAttn`` in ``tests/test_halo.py``), DHVT / SHViT / SG-Former (not in timm 1.0.31,
+or, SHViT, only compared at the layer level in ``tests/test_single_head.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+from timm_source import load_timm, to_2tuple
+from torch import nn
+
+import attnzoo
+
+
+def _seeded(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _randomise(module: nn.Module, seed: int = 0) -> None:
+    """Every parameter (norm weights and biases included) redrawn, so no zero-init hides a mismatch."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
+
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _assert_same_function(ours: nn.Module, theirs: nn.Module, x: torch.Tensor, *, to_ours=_same, from_ours=_same,
+                          atol: float = 1e-10) -> None:
+    """Equal outputs, and equal gradients of the input, for ``theirs(x)`` and ``from_ours(ours(to_ours(x)))``."""
+    x_theirs = x.clone().requires_grad_()
+    x_ours = x.clone().requires_grad_()
+    expected, actual = theirs(x_theirs), from_ours(ours(to_ours(x_ours)))
+    torch.testing.assert_close(actual, expected, atol=atol, rtol=0)
+    cotangent = _seeded(*expected.shape, seed=7)
+    (g_theirs,) = torch.autograd.grad(expected, x_theirs, cotangent)
+    (g_ours,) = torch.autograd.grad(actual, x_ours, cotangent)
+    torch.testing.assert_close(g_ours, g_theirs, atol=atol, rtol=0)
+
+
+def _timm_layers() -> dict:
+    helpers = load_timm("layers/helpers.py", ["make_divisible"])
+    mlp = load_timm("layers/mlp.py", ["Mlp"], {"to_2tuple": to_2tuple, "partial": partial})
+    norm = load_timm("layers/norm.py", ["LayerNorm2d"], {"is_fast_norm": lambda: False, "fast_layer_norm": None})
+    return {**helpers, **mlp, **norm}
+
+
+# ---- DaViT ------------------------------------------------------------------------------------------------------
+
+def test_davit_stage_matches_timm_davit_stage() -> None:
+    """timm ``DaVitStage(64 -> 96, depth 2, 3 heads, window 7)`` on a 2-image 13 x 13 map (odd: the downsampling
+    pads, the 7x7 grid is one window); timm's state dict loads into ours unchanged (strict: same names)."""
+    layers = _timm_layers()
+    ns = load_timm("models/davit.py", ["ConvPosEnc", "Downsample", "ChannelAttentionV2", "ChannelAttention",
+                                       "ChannelBlock", "window_partition", "window_reverse", "WindowAttention",
+                                       "SpatialBlock", "DaVitStage"],
+                   {"to_2tuple": to_2tuple, "use_fused_attn": lambda: False, "Mlp": layers["Mlp"],
+                    "LayerNorm2d": layers["LayerNorm2d"], "DropPath": None, "checkpoint_seq": None})
+    theirs = ns["DaVitStage"](64, 96, depth=2, downsample=True, num_heads=3, window_size=7, mlp_ratio=4.0,
+                              qkv_bias=True, norm_layer=partial(layers["LayerNorm2d"], eps=1e-5)).double()
+    from attnzoo.models.backbones.davit import DaViTStage
+
+    ours = DaViTStage(64, 96, 2, 3, (7, 7), 4.0, downsample=True).double()
+    _randomise(theirs)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    _assert_same_function(ours, theirs, _seeded(2, 64, 13, 13))
+
+
+def test_davit_spatial_block_matches_timm_on_several_windows() -> None:
+    """A spatial block over a 14 x 10 map in 7 x 7 windows (padded to 14 x 14) and a channel block."""
+    layers = _timm_layers()
+    ns = load_timm("models/davit.py", ["ConvPosEnc", "ChannelAttentionV2", "ChannelAttention", "ChannelBlock",
+                                       "window_partition", "window_reverse", "WindowAttention", "SpatialBlock"],
+                   {"to_2tuple": to_2tuple, "use_fused_attn": lambda: False, "Mlp": layers["Mlp"], "DropPath": None})
+    model = attnzoo.create_model("davit", dims=(32,), depths=(1,), num_heads=(4,))
+    spatial, channel = (m.double() for m in model.stages[0].blocks[0])
+    for ours, theirs in ((spatial, ns["SpatialBlock"](32, 4, window_size=7, qkv_bias=True)),
+                         (channel, ns["ChannelBlock"](32, 4, qkv_bias=True))):
+        theirs.double()
+        _randomise(theirs, seed=3)
+        ours.load_state_dict(theirs.state_dict(), strict=True)
+        _assert_same_function(ours, theirs, _seeded(2, 32, 14, 10))
+
+
+# ---- GC ViT -----------------------------------------------------------------------------------------------------
+
+def _timm_gcvit_stage_namespace() -> dict:
+    layers = _timm_layers()
+    se = load_timm("layers/squeeze_excite.py", ["SEModule"],
+                   {"make_divisible": layers["make_divisible"],
+                    "create_act_layer": lambda layer, inplace=False: nn.Sigmoid() if layer == "sigmoid" else layer()})
+    grid = load_timm("layers/grid.py", ["ndgrid"])
+    rel = load_timm("layers/pos_embed_rel.py", ["gen_relative_position_index", "RelPosBias"],
+                    {"ndgrid": grid["ndgrid"], "to_2tuple": to_2tuple, "trunc_normal_": nn.init.trunc_normal_})
+    return load_timm("models/gcvit.py", ["MbConvBlock", "Downsample2d", "FeatureBlock", "WindowAttentionGlobal",
+                                         "window_partition", "window_reverse", "GlobalContextVitBlock",
+                                         "GlobalContextVitStage"],
+                     {"get_attn": lambda name: se["SEModule"], "RelPosBias": rel["RelPosBias"], "math": math,
+                      "partial": partial, "to_2tuple": to_2tuple, "_assert": torch._assert, "Mlp": layers["Mlp"],
+                      "LayerNorm2d": layers["LayerNorm2d"], "LayerScale": None, "DropPath": None,
+                      "checkpoint": None})
+
+
+def _mbconv_into_feat_extract(prefix: str, theirs: dict, target: str, ours: dict) -> None:
+    """timm ``MbConvBlock`` (conv_dw, se.fc1 / fc2 1x1 convs, conv_pw) -> our ``FeatExtract.conv`` (0, 2.fc.0,
+    2.fc.2 linears, 3)."""
+    ours[f"{target}.conv.0.weight"] = theirs[f"{prefix}.conv_dw.weight"]
+    ours[f"{target}.conv.2.fc.0.weight"] = theirs[f"{prefix}.se.fc1.weight"].flatten(1)
+    ours[f"{target}.conv.2.fc.2.weight"] = theirs[f"{prefix}.se.fc2.weight"].flatten(1)
+    ours[f"{target}.conv.3.weight"] = theirs[f"{prefix}.conv_pw.weight"]
+
+
+def _gcvit_state(theirs: dict, depth: int, window: int, heads: int) -> dict:
+    """timm ``GlobalContextVitStage`` state dict -> our ``GCViTStage``'s (the bias tables re-indexed ``key -
+    query``; the stage's one generator lives in its first global block)."""
+    ours: dict = {}
+    for key in ("norm1.weight", "norm1.bias", "reduction.weight", "norm2.weight", "norm2.bias"):
+        ours[f"downsample.{key}"] = theirs[f"downsample.{key}"]
+    _mbconv_into_feat_extract("downsample.conv_block", theirs, "downsample.conv_block", ours)
+    generator_blocks = sorted({k.split(".")[2] for k in theirs if k.startswith("global_block.blocks.conv")})
+    for i, name in enumerate(generator_blocks):
+        _mbconv_into_feat_extract(f"global_block.blocks.{name}", theirs, f"blocks.1.attn.generator.blocks.{i}", ours)
+    for j in range(depth):
+        for key in ("norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias",
+                    "mlp.fc2.weight", "mlp.fc2.bias", "attn.proj.weight", "attn.proj.bias"):
+            ours[f"blocks.{j}.{key}"] = theirs[f"blocks.{j}.{key}"]
+        qkv = "kv" if j % 2 else "qkv"
+        ours[f"blocks.{j}.attn.{qkv}.weight"] = theirs[f"blocks.{j}.attn.qkv.weight"]
+        ours[f"blocks.{j}.attn.{qkv}.bias"] = theirs[f"blocks.{j}.attn.qkv.bias"]
+        table = theirs[f"blocks.{j}.attn.rel_pos.relative_position_bias_table"]
+        ours[f"blocks.{j}.attn.rpb"] = table.T.reshape(heads, 2 * window - 1, 2 * window - 1).flip(1, 2)
+        if j % 2 and j > 1:  # the shared generator appears under every global block
+            for key in [k for k in ours if k.startswith("blocks.1.attn.generator.")]:
+                ours[key.replace("blocks.1.", f"blocks.{j}.", 1)] = ours[key]
+    return ours
+
+
+def test_gcvit_stage_matches_timm_global_context_vit_stage() -> None:
+    """timm ``GlobalContextVitStage(32 -> 64, depth 4, 2 heads, 7 x 7 windows)`` on 2 images of 28 x 28 (14 x 14
+    after the downsampler: 4 windows, one pooling step of the global query generator shared by blocks 1 and 3)."""
+    ns = _timm_gcvit_stage_namespace()
+    layers = _timm_layers()
+    theirs = ns["GlobalContextVitStage"](32, depth=4, num_heads=2, feat_size=(28, 28), window_size=(7, 7),
+                                         downsample=True, mlp_ratio=3.0, qkv_bias=True,
+                                         norm_layer=partial(layers["LayerNorm2d"], eps=1e-5),
+                                         norm_layer_cl=partial(nn.LayerNorm, eps=1e-5)).double()
+    from attnzoo.models.backbones.gcvit import GCViTStage
+
+    ours = GCViTStage(32, 64, 4, 2, (14, 14), (7, 7), 3.0, downsample=True).double()
+    _randomise(theirs, seed=5)
+    missing, unexpected = ours.load_state_dict(_gcvit_state(theirs.state_dict(), 4, 7, 2), strict=False)
+    assert not unexpected and not missing
+    _assert_same_function(ours, theirs, _seeded(2, 32, 28, 28))
+
+
+# ---- ConViT -----------------------------------------------------------------------------------------------------
+
+def _timm_convit() -> dict:
+    layers = _timm_layers()
+    return load_timm("models/convit.py", ["GPSA", "MHSA", "Block"],
+                     {"Mlp": layers["Mlp"], "LayerNorm": partial(nn.LayerNorm, eps=1e-6), "DropPath": None,
+                      "trunc_normal_": nn.init.trunc_normal_})
+
+
+def test_convit_blocks_match_timm_blocks() -> None:
+    """timm ConViT ``Block(use_gpsa=True)`` on the 7 x 7 patch grid (ours takes it as ``(B, 7, 7, C)``; timm's
+    ``pos_proj`` bias, a per-head logit constant, is dropped by ours) and ``Block(use_gpsa=False)`` on the 50
+    tokens with the class token."""
+    ns = _timm_convit()
+    model = attnzoo.create_model("convit", dim=32, depth=2, num_heads=4, local_up_to_layer=1).double()
+    gpsa_block, mhsa_block = model.blocks
+    theirs = ns["Block"](32, 4, qkv_bias=False, use_gpsa=True).double()
+    _randomise(theirs, seed=1)
+    state = dict(theirs.state_dict())
+    state["attn.pos_weight"] = state.pop("attn.pos_proj.weight")
+    state.pop("attn.pos_proj.bias")
+    gpsa_block.load_state_dict(state, strict=True)
+    _assert_same_function(gpsa_block, theirs, _seeded(2, 49, 32), to_ours=lambda t: t.unflatten(1, (7, 7)),
+                          from_ours=lambda t: t.flatten(1, 2), atol=1e-9)
+    theirs = ns["Block"](32, 4, qkv_bias=False, use_gpsa=False).double()
+    _randomise(theirs, seed=2)
+    mhsa_block.load_state_dict(theirs.state_dict(), strict=True)
+    _assert_same_function(mhsa_block, theirs, _seeded(2, 50, 32))
+
+
+# ---- VAN: timm 1.0.31 has no VAN; the official code, transcribed ----------------------------------------------------
+
+class OfficialVANMlp(nn.Module):
+    """``Mlp`` (with ``DWConv``) of Visual-Attention-Network/VAN-Classification ``models/van.py`` (commit
+    72e17fdbc8695b8f0901a64d4109a111010b8950), line for line without dropout and init."""
+
+    def __init__(self, in_features: int, hidden_features: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(in_features, hidden_features, 1)
+        self.dwconv = nn.Module()
+        self.dwconv.dwconv = nn.Conv2d(hidden_features, hidden_features, 3, 1, 1, bias=True, groups=hidden_features)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden_features, in_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc1(x)
+        x = self.dwconv.dwconv(x)
+        x = self.act(x)
+        return self.fc2(x)
+
+
+class OfficialVANBlock(nn.Module):
+    """``Block`` of the official ``models/van.py``, line for line without drop path and init (its
+    ``SpatialAttention`` is ``tests/test_lka.py``'s transcription)."""
+
+    def __init__(self, dim: int, mlp_ratio: float) -> None:
+        super().__init__()
+        from test_lka import OfficialSpatialAttention
+
+        self.norm1 = nn.BatchNorm2d(dim)
+        self.attn = OfficialSpatialAttention(dim)
+        self.norm2 = nn.BatchNorm2d(dim)
+        self.mlp = OfficialVANMlp(dim, int(dim * mlp_ratio))
+        self.layer_scale_1 = nn.Parameter(1e-2 * torch.ones(dim))
+        self.layer_scale_2 = nn.Parameter(1e-2 * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.layer_scale_1.unsqueeze(-1).unsqueeze(-1) * self.attn(self.norm1(x))
+        return x + self.layer_scale_2.unsqueeze(-1).unsqueeze(-1) * self.mlp(self.norm2(x))
+
+
+def test_van_block_matches_the_official_block() -> None:
+    """Our VAN's first block against the official ``Block`` (the ``mlp.dwconv.dwconv`` name flattened to
+    ``mlp.dwconv``), random weights and layer scales, in training mode (batch statistics, running statistics
+    updated alike) and then in eval mode."""
+    model = attnzoo.create_model("van", dims=(16,), depths=(1,), mlp_ratios=(8.0,)).double()
+    ours, theirs = model.blocks[0][0], OfficialVANBlock(16, 8.0).double()
+    _randomise(theirs, seed=4)
+    state = {k.replace("mlp.dwconv.dwconv.", "mlp.dwconv."): v for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(state, strict=True)
+    _assert_same_function(ours, theirs, _seeded(3, 16, 9, 11))
+    torch.testing.assert_close(ours.norm1.running_mean, theirs.norm1.running_mean, atol=1e-12, rtol=0)
+    ours.eval()
+    theirs.eval()
+    _assert_same_function(ours, theirs, _seeded(3, 16, 9, 11, seed=2))

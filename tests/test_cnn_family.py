@@ -1,0 +1,55 @@
+"""The ``cnn`` family (CNN attention modules, ``(B, C, H, W)`` in and out) as the rest of the library sees it:
+its ops and layers take feature maps, they are never token mixers (no MQAR / Austen / ViT quality run builds
+one, asking for one as a mixer says why), and ``attnzoo compare`` plans their speed rows."""
+
+from __future__ import annotations
+
+import pytest
+
+import attnzoo
+from attnzoo.compare.jobs import QualitySettings, check_families, quality_jobs, speed_jobs
+from attnzoo.compare.run import CompareOptions, gather_jobs
+from attnzoo.models import mixer_factory, usable_mixers
+from attnzoo.models.mixers import GRID_LAYOUT, SEQUENCE_LAYOUT, check_mixers
+from attnzoo.registry import FEATURE_MAP, IMAGE, Layout
+from attnzoo.tasks.mqar_eval import MQARTask
+
+CNN = [v.name for v in attnzoo.variants("cnn")]
+TINY = QualitySettings(tasks=("mqar", "fashion-mnist"), mqar=MQARTask(vocab_size=64, train_examples=64,
+                                                                         test_examples=16, d_model=16, batch_size=4),
+                       mqar_lengths=((16, 2),), mqar_steps=3)
+
+
+def test_the_feature_map_layout() -> None:
+    assert FEATURE_MAP == Layout(2, channels_first=True) != IMAGE
+    assert str(FEATURE_MAP) == "(B, C, H, W)" and FEATURE_MAP.rank == 4
+    assert "cnn" in attnzoo.registry.FAMILIES and "efficient_channel_attention" in CNN
+    for name in CNN:
+        variant = attnzoo.get_variant(name)
+        assert variant.layout == variant.layer_layout == FEATURE_MAP, name
+        assert not variant.causal and variant.size_options == {} and variant.fit_options is None, name
+
+
+@pytest.mark.parametrize("name", CNN)
+def test_cnn_modules_are_not_token_mixers(name: str) -> None:
+    for layouts in ((SEQUENCE_LAYOUT,), (GRID_LAYOUT,), (SEQUENCE_LAYOUT, GRID_LAYOUT)):
+        for causal in (True, False):
+            assert name not in usable_mixers(layouts, causal)
+            with pytest.raises(ValueError, match=r"is a CNN attention module .*\(B, C, H, W\).*not a token mixer"):
+                mixer_factory(name, 64, layouts=layouts, causal=causal)
+    with pytest.raises(ValueError, match="is a CNN attention module"):
+        check_mixers({name: {}}, 64, (GRID_LAYOUT,), causal=False)
+
+
+def test_compare_plans_speed_rows_but_no_quality_rows_for_the_cnn_family() -> None:
+    assert check_families(["cnn"]) == ["cnn"]
+    mixers = {job.mixer for job in quality_jobs(["cnn"], TINY)}
+    assert mixers == {"softmax"}  # only the dense baseline every quality table carries
+    speed = speed_jobs(["cnn"], "quick", "cpu")
+    assert {job.who for job in speed} == set(CNN) and {job.family for job in speed} == {"cnn"}
+
+
+def test_compare_refuses_a_cnn_module_as_a_quality_mixer(tmp_path) -> None:  # noqa: ANN001
+    options = CompareOptions(out=tmp_path, quality=TINY, mixers=("eca",), speed=False)
+    with pytest.raises(ValueError, match=r"--mixers 'eca': a CNN attention module .*not a token mixer"):
+        gather_jobs(options)
