@@ -68,7 +68,7 @@ register_spec(OpTestSpec(
     random_case=_random_position,
     batched_inputs=("x",),
     layer_input_shape=(2, 16, 9, 11),
-    benchmark_case={"batch": 2, "channels": 64, "inner": 8, "grid": (56, 56)},
+    benchmark_case={"batch": 1, "channels": 64, "inner": 8, "grid": (56, 56)},
     error_inputs=[
         ErrorInput("x of rank 3", ValueError, r"x has shape \(24, 7, 9\) \(3-D\); expected 4-D \(B, C, H, W\)",
                    inputs=_replace("x", lambda x: x[0])),
@@ -119,7 +119,7 @@ register_spec(OpTestSpec(
     random_case=_random_channel,
     batched_inputs=("x",),
     layer_input_shape=(2, 16, 9, 11),
-    benchmark_case={"batch": 2, "channels": 64, "grid": (56, 56)},
+    benchmark_case={"batch": 1, "channels": 64, "grid": (56, 56)},
     error_inputs=[
         ErrorInput("x of rank 5", ValueError, r"x has shape \(1, 2, 24, 7, 9\) \(5-D\); expected 4-D",
                    inputs=_replace("x", lambda x: x[None])),

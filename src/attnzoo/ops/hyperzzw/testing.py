@@ -43,7 +43,7 @@ register_spec(OpTestSpec(
     random_case=_random_case,
     batched_inputs=("x", "kernel"),
     layer_input_shape=(2, 12, 11, 13),
-    benchmark_case={"batch": 2, "channels": 36, "grid": (32, 32), "kernel": 31},
+    benchmark_case={"batch": 1, "channels": 64, "grid": (56, 56), "kernel": 31},
     error_inputs=[
         ErrorInput("even kernel", ValueError, r"kernel has kernel size 2; expected an odd kernel size",
                    inputs=_replace("kernel", lambda t: t[..., :2, :2])),

@@ -49,7 +49,7 @@ register_spec(OpTestSpec(
     random_case=_random_case,
     batched_inputs=("x", "saliency"),
     layer_input_shape=(2, 16, 14, 14),
-    benchmark_case={"batch": 2, "channels": 256, "grid": (56, 56), "saliency_grid": (224, 224), "kernel": 7},
+    benchmark_case={"batch": 1, "channels": 64, "grid": (56, 56), "saliency_grid": (224, 224), "kernel": 7},
     error_inputs=[
         ErrorInput("even kernel", ValueError, r"weight has kernel size 6; expected an odd kernel size",
                    inputs=_replace("weight", lambda w: w[..., :6, :6])),

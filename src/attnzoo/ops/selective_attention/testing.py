@@ -16,7 +16,8 @@ def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Genera
     """``x`` the ``levels`` concatenated along the channels, ``N(0, 1)`` (with ``"tied"``, every channel of a
     level equal: ties in the channel max), weights ``N(0, 1/fan_in)``, biases ``N(0, 1)``, the squeeze's batch norm
     affine ``N(1, 0.1²)`` / ``N(0, 1)``, running mean ``N(0, 0.1²)``, running variance in (0.5, 1.5)."""
-    b, m, c, d, k = case["batch"], case["levels"], case["channels"], case["hidden"], case["kernel"]
+    b, m, d, k = case["batch"], case["levels"], case["hidden"], case["kernel"]
+    c = case["channels"] // m  # each level's channels; x holds the M levels
     levels = random_tensor((b, m, c, *case["grid"]), dtype, device, generator)
     if case.get("tied"):
         levels = levels[:, :, :1].expand(b, m, c, *case["grid"]).contiguous()
@@ -39,7 +40,8 @@ def _options(case: Case) -> dict[str, Any]:
 
 
 def _random_case(rnd: random.Random) -> dict[str, Any]:
-    return {"batch": rnd.randint(1, 3), "levels": rnd.randint(1, 4), "channels": rnd.randint(1, 10),
+    levels = rnd.randint(1, 4)
+    return {"batch": rnd.randint(1, 3), "levels": levels, "channels": levels * rnd.randint(1, 10),
             "hidden": rnd.randint(1, 5), "grid": (rnd.randint(1, 9), rnd.randint(1, 9)),
             "kernel": rnd.choice((1, 3, 7)), "bias": rnd.random() < 0.7,
             "branches": rnd.choice(("both", "both", "channel", "spatial"))}
@@ -52,19 +54,19 @@ def _replace(name: str, change: Any) -> Any:  # noqa: ANN401
 register_spec(OpTestSpec(
     variant=VARIANT_NAME,
     cases=[
-        {"batch": 2, "levels": 2, "channels": 24, "hidden": 12, "grid": (7, 9), "kernel": 7},
+        {"batch": 2, "levels": 2, "channels": 48, "hidden": 12, "grid": (7, 9), "kernel": 7},
         {"batch": 3, "levels": 1, "channels": 5, "hidden": 2, "grid": (1, 1), "kernel": 3, "bias": False},
-        {"batch": 1, "levels": 3, "channels": 60, "hidden": 30, "grid": (15, 13), "kernel": 7, "branches": "spatial"},
-        {"batch": 2, "levels": 4, "channels": 6, "hidden": 3, "grid": (5, 8), "kernel": 1, "branches": "channel"},
-        {"batch": 1, "levels": 2, "channels": 9, "hidden": 4, "grid": (6, 7), "kernel": 3, "tied": True},
+        {"batch": 1, "levels": 3, "channels": 180, "hidden": 30, "grid": (15, 13), "kernel": 7, "branches": "spatial"},
+        {"batch": 2, "levels": 4, "channels": 24, "hidden": 3, "grid": (5, 8), "kernel": 1, "branches": "channel"},
+        {"batch": 1, "levels": 2, "channels": 18, "hidden": 4, "grid": (6, 7), "kernel": 3, "tied": True},
     ],
-    tiny_case={"batch": 1, "levels": 2, "channels": 3, "hidden": 2, "grid": (3, 4), "kernel": 3},
+    tiny_case={"batch": 1, "levels": 2, "channels": 6, "hidden": 2, "grid": (3, 4), "kernel": 3},
     make_inputs=_inputs,
     options=_options,
     random_case=_random_case,
     batched_inputs=("x",),
     layer_input_shape=(2, 32, 10, 12),
-    benchmark_case={"batch": 2, "levels": 2, "channels": 256, "hidden": 128, "grid": (64, 64), "kernel": 7},
+    benchmark_case={"batch": 1, "levels": 2, "channels": 64, "hidden": 16, "grid": (56, 56), "kernel": 7},
     error_inputs=[
         ErrorInput("x of rank 3", ValueError, r"x has shape \(2, 48, 7\) \(3-D\); expected 4-D \(B, C, H, W\)",
                    inputs=_replace("x", lambda t: t[..., 0])),

@@ -24,7 +24,7 @@ from attnzoo.testing import (
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
     """``x``, ``y`` ``N(0, 1)``; weights ``N(0, 1/fan_in)``; biases ``N(0, 1)``; the batch norm's affine
     ``N(1, 0.1²)`` / ``N(0, 1)``, running mean ``N(0, 0.1²)`` and variance in (0.5, 1.5)."""
-    b, cx, cy, hidden, out = case["batch"], case["x_channels"], case["y_channels"], case["hidden"], case["out"]
+    b, cx, cy, hidden, out = case["batch"], case["channels"], case["y_channels"], case["hidden"], case["out"]
     k, kf = case.get("kernel", 3), case.get("fuse_kernel", 1)
     c = cx + cy
 
@@ -48,7 +48,7 @@ def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Genera
 
 
 def _random_case(rnd: random.Random) -> dict[str, Any]:
-    return {"batch": rnd.randint(1, 3), "x_channels": rnd.randint(1, 8), "y_channels": rnd.randint(1, 8),
+    return {"batch": rnd.randint(1, 3), "channels": rnd.randint(1, 8), "y_channels": rnd.randint(1, 8),
             "hidden": rnd.randint(1, 4), "out": rnd.randint(1, 8), "grid": (rnd.randint(1, 8), rnd.randint(1, 8)),
             "kernel": rnd.choice((1, 3)), "fuse_kernel": rnd.choice((1, 1, 3)), "bias": rnd.random() < 0.7}
 
@@ -60,18 +60,18 @@ def _replace(name: str, change: Any) -> Any:  # noqa: ANN401
 register_spec(OpTestSpec(
     variant=VARIANT_NAME,
     cases=[
-        {"batch": 2, "x_channels": 24, "y_channels": 24, "hidden": 3, "out": 24, "grid": (7, 9)},
-        {"batch": 3, "x_channels": 3, "y_channels": 1, "hidden": 1, "out": 2, "grid": (1, 1), "bias": False},
-        {"batch": 1, "x_channels": 60, "y_channels": 20, "hidden": 5, "out": 40, "grid": (13, 15)},
-        {"batch": 2, "x_channels": 7, "y_channels": 9, "hidden": 2, "out": 5, "grid": (1, 12), "kernel": 5,
+        {"batch": 2, "channels": 24, "y_channels": 24, "hidden": 3, "out": 24, "grid": (7, 9)},
+        {"batch": 3, "channels": 3, "y_channels": 1, "hidden": 1, "out": 2, "grid": (1, 1), "bias": False},
+        {"batch": 1, "channels": 60, "y_channels": 20, "hidden": 5, "out": 40, "grid": (13, 15)},
+        {"batch": 2, "channels": 7, "y_channels": 9, "hidden": 2, "out": 5, "grid": (1, 12), "kernel": 5,
          "fuse_kernel": 3},
     ],
-    tiny_case={"batch": 1, "x_channels": 2, "y_channels": 2, "hidden": 1, "out": 2, "grid": (3, 3)},
+    tiny_case={"batch": 1, "channels": 2, "y_channels": 2, "hidden": 1, "out": 2, "grid": (3, 3)},
     make_inputs=_inputs,
     random_case=_random_case,
     batched_inputs=("x", "y"),
     layer_input_shape=(2, 32, 9, 11),
-    benchmark_case={"batch": 2, "x_channels": 256, "y_channels": 256, "hidden": 32, "out": 256, "grid": (48, 48)},
+    benchmark_case={"batch": 1, "channels": 64, "y_channels": 64, "hidden": 8, "out": 64, "grid": (56, 56)},
     error_inputs=[
         ErrorInput("y of another grid", ValueError, r"y has shape \(2, 24, 6, 9\); expected x's batch and grid "
                    r"\(2, C, 7, 9\)", inputs=_replace("y", lambda y: y[:, :, 1:])),
