@@ -23,7 +23,10 @@ from attnzoo.registry import CallFacts, select_implementation
 
 VARIANT_NAME = "hyperzzw_conv"
 FFT_FROM_KERNEL = 17
-"""``auto`` picks the FFT from this kernel size up (see the registration's measured crossover)."""
+"""``auto`` picks the FFT from this kernel size up. Measured (forward + backward, 2 threads, a loaded 2-core AMD
+EPYC, so only roughly): at (2, 36, 32, 32) the FFT took 14-45 ms whatever ``k`` and the grouped convolution 130-530
+ms from k = 15 up, with the two within noise of each other at k = 7-11; below 17 ``auto`` keeps the exactly local
+convolution."""
 
 
 def hyperzzw_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "auto") -> torch.Tensor:
