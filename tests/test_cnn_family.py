@@ -5,6 +5,8 @@ one, asking for one as a mixer says why), and ``attnzoo compare`` plans their sp
 from __future__ import annotations
 
 import pytest
+import torch
+from registry_cases import make_inputs, run
 
 import attnzoo
 from attnzoo.compare.jobs import QualitySettings, check_families, quality_jobs, speed_jobs
@@ -13,6 +15,7 @@ from attnzoo.models import mixer_factory, usable_mixers
 from attnzoo.models.mixers import GRID_LAYOUT, SEQUENCE_LAYOUT, check_mixers
 from attnzoo.registry import FEATURE_MAP, IMAGE, Layout
 from attnzoo.tasks.mqar_eval import MQARTask
+from attnzoo.testing import get_spec
 
 CNN = [v.name for v in attnzoo.variants("cnn")]
 TINY = QualitySettings(tasks=("mqar", "fashion-mnist"), mqar=MQARTask(vocab_size=64, train_examples=64,
@@ -57,3 +60,19 @@ def test_compare_refuses_a_cnn_module_as_a_quality_mixer(tmp_path) -> None:  # n
     options = CompareOptions(out=tmp_path, quality=TINY, mixers=("eca",), speed=False)
     with pytest.raises(ValueError, match=r"--mixers 'eca': a CNN attention module .*not a token mixer"):
         gather_jobs(options)
+
+
+@pytest.mark.parametrize(("name", "impl"), [(v.name, impl) for v in attnzoo.variants("cnn")
+                                            for impl in v.implementations])
+def test_a_nan_pixel_stays_in_its_sample_and_clean_samples_are_unchanged(name: str, impl: str) -> None:
+    """NaN follows the math across the batch: a NaN pixel in sample 0 poisons nothing of sample 1 (the ops mix no
+    samples: normalisations use their running statistics), whose output equals the clean one exactly."""
+    spec = get_spec(name)
+    case = {**spec.cases[1], "batch": 2}
+    inputs = make_inputs(spec, case)
+    clean = run(spec, case, inputs, impl)
+    x = inputs["x"].clone()
+    x[0, 0, x.shape[2] // 2, x.shape[3] // 2] = float("nan")
+    out = run(spec, case, {**inputs, "x": x}, impl)
+    assert out[0].isnan().any()
+    assert torch.equal(out[1], clean[1])

@@ -119,3 +119,24 @@ def test_timm_clamps_small_channel_counts_to_three_taps_and_we_follow_the_paper(
     """The one difference: timm takes at least 3 taps; ψ(4) = 1 as the paper's formula gives."""
     assert _timm_eca()["EcaModule"](channels=4).conv.kernel_size == (3,)
     assert EfficientChannelAttention(4).kernel_size == 1
+
+
+@pytest.mark.parametrize("impl", ["conv1d"])
+@pytest.mark.parametrize("circular", [False, True])
+def test_a_nan_pixel_poisons_exactly_the_channels_its_mean_reaches(impl: str, circular: bool) -> None:
+    """A NaN in channel c makes its mean NaN, hence the gates of channels c - r .. c + r (modulo C when circular),
+    hence those whole channels; the other channels equal the clean output. (The reference's dense C x C product
+    multiplies the NaN mean by the band's zeros too, so there it reaches every channel of its sample.)"""
+    x = torch.randn(2, 10, 4, 5, dtype=torch.float64)
+    w = torch.randn(5, dtype=torch.float64)
+    clean = efficient_channel_attention(x, w, circular, impl=impl)
+    for c in (0, 4, 9):
+        poisoned = x.clone()
+        poisoned[1, c, 2, 3] = float("nan")
+        out = efficient_channel_attention(poisoned, w, circular, impl=impl)
+        reached = {(c + t) % 10 for t in range(-2, 3)} if circular else {c + t for t in range(-2, 3) if 0 <= c + t < 10}
+        nan_channels = {i for i in range(10) if out[1, i].isnan().all()}
+        assert nan_channels == reached and not out[0].isnan().any()
+        keep = [i for i in range(10) if i not in reached]
+        torch.testing.assert_close(out[1, keep], clean[1, keep], atol=0, rtol=0)
+        assert torch.equal(out[0], clean[0])

@@ -126,3 +126,19 @@ def test_the_attention_multiplies_the_input() -> None:
     assert torch.equal(layer(torch.zeros_like(x)), torch.zeros_like(x))
     attn = layer.conv1(layer.conv_spatial(layer.conv0(x)))
     torch.testing.assert_close(layer(x), x * attn)
+
+
+@pytest.mark.parametrize("impl", ["conv2d", "reference"])
+def test_a_nan_pixel_reaches_exactly_its_23_by_23_window(impl: str) -> None:
+    """Through the depthwise convolutions a NaN reaches the receptive field around it (in every channel, through
+    the pointwise step), and nothing else; the rest of the output equals the clean one."""
+    layer = LargeKernelAttention(3, impl=impl).double()
+    x = torch.randn(1, 3, 40, 41, dtype=torch.float64)
+    clean = layer(x)
+    x[0, 1, 20, 15] = float("nan")
+    with torch.no_grad():
+        out = layer(x)
+    expected = torch.zeros(40, 41, dtype=torch.bool)
+    expected[20 - 11:20 + 12, 15 - 11:15 + 12] = True
+    assert torch.equal(out.isnan(), expected.expand(1, 3, 40, 41))
+    torch.testing.assert_close(out[:, :, ~expected], clean.detach()[:, :, ~expected], atol=0, rtol=0)

@@ -16,7 +16,6 @@ The checks here name the argument, the value given and what is expected (:mod:`a
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from attnzoo.registry import FLOAT_DTYPES
 from attnzoo.validation import ArgumentTypeError, check_flag, check_real, check_tensor_like, is_int
@@ -91,19 +90,6 @@ def check_norm_options(training: bool, momentum: float, eps: float) -> None:
         raise ValueError(f"momentum={momentum!r}: expected a finite real number in [0, 1] (PyTorch's BatchNorm "
                          "momentum, the weight of the new batch statistic)")
     check_real("eps", eps)
-
-
-def batch_norm(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor,
-               running_var: torch.Tensor, training: bool, momentum: float, eps: float) -> torch.Tensor:
-    """BatchNorm of ``h`` ``(B, C, H, W)`` for the fast paths: ``F.batch_norm`` with the batch's statistics
-    (``training=True``, updating the running ones in place); with the running statistics as the affine map
-    ``(h - μ) · rsqrt(σ² + eps) · weight + bias``, which (unlike ``F.batch_norm``) is differentiable in the
-    statistics too, as every tensor input of an op is."""
-    if training:
-        return F.batch_norm(h, running_mean, running_var, weight, bias, True, momentum, eps)
-    scale = weight * (running_var + eps).rsqrt()
-    shape = (1, -1, 1, 1)
-    return h * scale.view(shape) + (bias - running_mean * scale).view(shape)
 
 
 def batch_norm_reference(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor,

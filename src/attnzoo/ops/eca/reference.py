@@ -22,7 +22,8 @@ def channel_conv_matrix(weight: torch.Tensor, channels: int, circular: bool = Fa
 
 def eca_reference(x: torch.Tensor, weight: torch.Tensor, circular: bool = False) -> torch.Tensor:
     """``x ⊙ σ(M · GAP(x))`` with ``M`` = :func:`channel_conv_matrix`: ``x`` ``(B, C, H, W)``, ``weight`` ``(k,)``.
-    O(C² + CHW)."""
+    O(C² + CHW). A non-finite channel mean reaches every gate of its sample here (``0 · NaN`` in the dense product),
+    only the ``k`` neighbouring ones through ``conv1d``."""
     z = x.mean(dim=(2, 3))  # (B, C): global average pooling
     gate = torch.sigmoid(z @ channel_conv_matrix(weight, x.shape[1], circular).transpose(0, 1))
     return x * gate[:, :, None, None]

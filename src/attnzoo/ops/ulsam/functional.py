@@ -11,11 +11,12 @@ Parameters: ``5C + 3g`` (depthwise weight and bias ``2C``, pointwise ``C + g``, 
 ``(B, C, H, W)`` in and out (the ``cnn`` family's convention, :mod:`attnzoo.ops.feature_maps`: the two BatchNorms
 enter as their affine and running statistics with ``training``, ``F.batch_norm``'s semantics). Time O(CHW).
 
-Implementations: ``grouped`` (every subspace at once: one grouped ``conv2d`` for the ``g`` pointwise
-convolutions) and ``reference`` (the official per-subspace loop, each step written out). Verified: the two agree
-forward and backward (the registry contract); the official ``ulsam.py`` (``Nandan91/ULSAM`` at 33308a90,
-transcribed without its ``set_default_tensor_type(cuda)`` line) with copied weights in training and eval mode,
-running statistics included; the parameter count and the maps summing to 1 (``tests/test_ulsam.py``).
+Implementations: ``grouped`` (every subspace at once: one max pool, the ``g`` pointwise convolutions as one
+batched product, eval-mode BatchNorms folded into the convolutions) and ``reference`` (the official per-subspace
+loop, each step written out). Verified: the two agree forward and backward (the registry contract); the official
+``ulsam.py`` (``Nandan91/ULSAM`` at 33308a90, transcribed without its ``set_default_tensor_type(cuda)`` line) with
+copied weights in training and eval mode, running statistics included; the parameter count and the maps summing
+to 1 (``tests/test_ulsam.py``).
 """
 
 from __future__ import annotations

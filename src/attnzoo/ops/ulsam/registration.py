@@ -20,8 +20,8 @@ register(Variant(
     op=subspace_attention,
     implementations={
         "grouped": Implementation("grouped", ulsam_grouped, AUTOGRAD_ANY_FLOAT,
-                                  "every subspace at once: one max pool, the g pointwise convs as one grouped "
-                                  "conv2d, O(CHW)"),
+                                  "every subspace at once: one max pool, the g pointwise convs as one batched "
+                                  "product, eval BatchNorms folded in, O(CHW)"),
         "reference": Implementation("reference", ulsam_reference, AUTOGRAD_ANY_FLOAT,
                                     "the official per-subspace loop, each step written out (oracle)"),
     },
