@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attnzoo.ops.feature_maps import batch_norm
+from attnzoo.ops.norms import batch_norm
 
 
 def selective_batched(levels: torch.Tensor, squeeze_weight: torch.Tensor, norm: tuple, excite_weight: torch.Tensor,

@@ -1,12 +1,12 @@
 """The SSMA fusion through ``F.conv2d`` ("same" padding, as the official TF ``conv2d(padding='SAME')``) and the
-family's batch norm (:func:`attnzoo.ops.feature_maps.batch_norm`)."""
+family's batch norm (:func:`attnzoo.ops.norms.batch_norm`)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from attnzoo.ops.feature_maps import batch_norm
+from attnzoo.ops.norms import batch_norm
 
 
 def ssma_conv(x: torch.Tensor, y: torch.Tensor, reduce_weight: torch.Tensor, reduce_bias: torch.Tensor | None,
