@@ -32,6 +32,10 @@ GATES_THE_INPUT = {"efficient_channel_attention", "subspace_attention", "large_k
                    "polarized_self_attention"}
 """CNN modules whose output is a gate (or LKA's attention map) times the float32 input: autocast computes the gate
 in the lower precision, the product takes the input's float32 (as timm's ``EcaModule`` under autocast)."""
+ADDS_TO_FLOAT32 = {"position_self_attention", "channel_self_attention", "hyperzzw_conv"}
+"""CNN modules whose output adds a float32 term to the low-precision result: PAM / CAM return ``γ · attention + x``
+(the residual in the input's float32), HyperZ·Z·W's local branch adds its float32 ``fast_bias`` (as the official
+code under autocast)."""
 
 
 def run(spec: OpTestSpec, dtype: torch.dtype | None) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
@@ -55,7 +59,7 @@ def test_layer_under_autocast(spec: OpTestSpec, dtype: torch.dtype) -> None:
         return
     expected, expected_grads = run(spec, None)
     out, grads = run(spec, dtype)
-    assert out.dtype == (torch.float32 if spec.variant in FLOAT32_OUTPUT | GATES_THE_INPUT else dtype)
+    assert out.dtype == (torch.float32 if spec.variant in FLOAT32_OUTPUT | GATES_THE_INPUT | ADDS_TO_FLOAT32 else dtype)
     assert torch.isfinite(out).all()
     error = (out.float() - expected).abs().max() / expected.abs().max()
     assert error <= TOLERANCE[dtype], f"relative error {error:.3g} > {TOLERANCE[dtype]}"

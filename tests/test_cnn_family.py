@@ -29,18 +29,22 @@ def test_the_feature_map_layout() -> None:
     assert "cnn" in attnzoo.registry.FAMILIES and "efficient_channel_attention" in CNN
     for name in CNN:
         variant = attnzoo.get_variant(name)
-        assert variant.layout == variant.layer_layout == FEATURE_MAP, name
+        # a module with two inputs (SSMA), a saliency map (MEDUSA) or a pyramid (SDANet) has no one-tensor layer
+        assert variant.layout == FEATURE_MAP and variant.layer_layout in (None, FEATURE_MAP), name
         assert not variant.causal and variant.size_options == {} and variant.fit_options is None, name
 
 
 @pytest.mark.parametrize("name", CNN)
 def test_cnn_modules_are_not_token_mixers(name: str) -> None:
+    # a module without a one-tensor layer (SSMA, MEDUSA's head, SDANet's pyramid attention) has no layer to mix with
+    why = "is a CNN attention module" if attnzoo.get_variant(name).layer is not None else "has no layer"
     for layouts in ((SEQUENCE_LAYOUT,), (GRID_LAYOUT,), (SEQUENCE_LAYOUT, GRID_LAYOUT)):
         for causal in (True, False):
             assert name not in usable_mixers(layouts, causal)
-            with pytest.raises(ValueError, match=r"is a CNN attention module .*\(B, C, H, W\).*not a token mixer"):
+            with pytest.raises(ValueError, match=r"is a CNN attention module .*\(B, C, H, W\).*not a token mixer"
+                               if why.startswith("is") else why):
                 mixer_factory(name, 64, layouts=layouts, causal=causal)
-    with pytest.raises(ValueError, match="is a CNN attention module"):
+    with pytest.raises(ValueError, match=why):
         check_mixers({name: {}}, 64, (GRID_LAYOUT,), causal=False)
 
 

@@ -34,33 +34,34 @@ def autocast_like(tensor: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor 
 
 
 def check_layer_input(layer: nn.Module, x: torch.Tensor, *, rank: int, dim: int, layout: str,
-                      channels_first: bool = False) -> None:
+                      channels_first: bool = False, name: str = "input") -> None:
     """Check the input of ``layer.forward``: a floating tensor of ``rank`` dims whose last dim is ``dim``
     (channels last; ``layout`` ends with ``C)``), or whose dim 1 is ``dim`` when ``channels_first`` (CNN modules,
     ``layout`` ``(B, C, H, W)``), on the device and in the dtype of the layer's parameters.
 
     Under ``torch.autocast`` a float32 layer legitimately receives (and computes in) a lower precision, so the
     dtype is compared with the parameters' only when autocast is off for the input's device type
-    (``torch.is_autocast_enabled(device_type)``).
+    (``torch.is_autocast_enabled(device_type)``). ``name``: what the errors call the tensor (a layer with
+    several inputs names each).
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != rank:
-        raise ValueError(f"input has shape {tuple(x.shape)} ({x.dim()}-D); expected {rank}-D {layout}")
+        raise ValueError(f"{name} has shape {tuple(x.shape)} ({x.dim()}-D); expected {rank}-D {layout}")
     axis = 1 if channels_first else -1
     if x.shape[axis] != dim:
         named = layout.replace("C,", f"C={dim},") if channels_first else layout.replace("C)", f"C={dim})")
-        raise ValueError(f"input has shape {tuple(x.shape)}, {x.shape[axis]} channels; expected {named}, the "
+        raise ValueError(f"{name} has shape {tuple(x.shape)}, {x.shape[axis]} channels; expected {named}, the "
                          f"layer's dim={dim} channels {'first' if channels_first else 'last'}")
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"input dtype {x.dtype}; expected a floating dtype "
+        raise TypeError(f"{name} dtype {x.dtype}; expected a floating dtype "
                         f"({', '.join(sorted(str(d) for d in FLOAT_DTYPES))})")
     parameter = next(layer.parameters(), None)
     if parameter is None:
         return
     if x.device != parameter.device:
-        raise ValueError(f"input is on {x.device}; expected the layer's device {parameter.device} "
+        raise ValueError(f"{name} is on {x.device}; expected the layer's device {parameter.device} "
                          f"(move one with .to())")
     if x.dtype != parameter.dtype and not torch.is_autocast_enabled(x.device.type):
-        raise TypeError(f"input dtype {x.dtype} differs from the layer's parameter dtype {parameter.dtype}; "
+        raise TypeError(f"{name} dtype {x.dtype} differs from the layer's parameter dtype {parameter.dtype}; "
                         f"expected {parameter.dtype} (convert the input or the layer, or run under torch.autocast)")
