@@ -13,6 +13,7 @@ import torch
 
 import attnzoo
 from attnzoo import cli
+from attnzoo.models.backbones.resnet import BATCH_COUPLED
 from attnzoo.models.registry import get_model
 from attnzoo.registry import get_variant
 from attnzoo.tasks import FashionMNISTModelsTask
@@ -31,7 +32,10 @@ def test_registry_lists_the_backbones_with_their_papers_and_mixers() -> None:
                       "sgformer": 56, "shvit": 33, "van": 16}
     cnn = [v.name for v in attnzoo.variants(family="cnn")]
     assert "efficient_channel_attention" in cnn and "large_kernel_attention" in cnn
-    assert {f"resnet18_{name}" for name in cnn} <= set(attnzoo.list_models())
+    plugged = {name for name in cnn if get_variant(name).layer is not None and name not in BATCH_COUPLED}
+    assert {name for name in attnzoo.list_models() if name.startswith("resnet18_")} == {
+        f"resnet18_{name}" for name in plugged}
+    assert "efficient_channel_attention" in plugged and "hyperzzw_conv" not in plugged
     for name in attnzoo.list_models():
         entry = get_model(name)
         assert entry.summary and all(get_variant(m) for m in entry.mixers)

@@ -99,6 +99,13 @@ class ResNet18(ImageClassifier):
         return self.head(self.stages(self.stem(images)).mean(dim=(2, 3)))
 
 
+BATCH_COUPLED = frozenset({"hyperzzw_conv"})
+"""cnn variants left out of the ``resnet18_<variant>`` names: HyperZ·Z·W's layer standardises with batch
+statistics in evaluation too (the official ``LocalConv``), so a classifier's prediction for one image would depend
+on the rest of its batch. ``ResNet18(attention="hyperzzw_conv")`` still builds, for those who want it."""
+
 for _variant in variants(family="cnn"):
+    if _variant.layer is None or _variant.name in BATCH_COUPLED:
+        continue  # MEDUSA, SSMA and SDANet take several inputs or a saliency map: no shape-keeping layer
     register_model(f"resnet18_{_variant.name}", paper=_variant.paper, mixers=(_variant.name,),
                    defaults={"attention": _variant.name})(ResNet18)
