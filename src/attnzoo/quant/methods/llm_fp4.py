@@ -4,8 +4,8 @@ searched format and exponent bias, and per-channel activation biases as power-of
 
 Per linear layer, on calibration inputs ``X`` and the float output ``Y = X Wᵀ + b``:
 
-- **Formats**: every split ``E + M = bits − 1`` with ``E ≥ 1`` (4 bits: E3M0, E2M1, E1M2), the same format for
-  weights and activations, the best by output error.
+- **Formats**: every split ``E + M = bits − 1`` with ``1 ≤ E ≤ 6`` (4 bits: E3M0, E2M1, E1M2) or the widths
+  ``exponent_bits`` names, the same format for weights and activations, the best by output error.
 - **Biases** (:class:`~attnzoo.quant.floating.FloatQuantizer`, scale ``2^−b``): min-max initialisation
   ``b₀ = 2^E − log2 max|x| + log2(2 − 2^−M) − 1`` per output channel of ``W`` and per tensor of ``X``; candidates
   ``α · b₀`` with ``α = α₀ + i (α₁ − α₀) / n``, ``i = 0 … n`` (official ``eq_alpha = 0.01``, ``eq_beta = 1.2``,
@@ -43,7 +43,7 @@ from torch import nn
 
 from attnzoo.quant.apply import default_run, prepare
 from attnzoo.quant.base import QParams
-from attnzoo.quant.floating import FloatQuantizer
+from attnzoo.quant.floating import MAX_EXPONENT_BITS, FloatQuantizer
 from attnzoo.quant.granularity import Granularity
 from attnzoo.quant.methods.layerwise import attention_mask_weights, calibration_batches, collecting
 from attnzoo.quant.modules import ActivationQuantizer, QuantLinear
@@ -64,6 +64,7 @@ class FP4Options:
     bias_correction: bool = True
     per_channel_activations: bool = True
     max_tokens: int = 1024
+    exponent_bits: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check_bits("bits", self.bits)
@@ -79,6 +80,18 @@ class FP4Options:
         check_flag("bias_correction", self.bias_correction)
         check_flag("per_channel_activations", self.per_channel_activations)
         check_int("max_tokens", self.max_tokens, 1)
+        if self.exponent_bits is not None:
+            if not self.exponent_bits:
+                raise ValueError("exponent_bits=(): give at least one exponent width (None: every split)")
+            for e in self.exponent_bits:
+                check_int("exponent_bits", e, 1)
+                if e > min(self.bits - 1, MAX_EXPONENT_BITS):
+                    raise ValueError(f"exponent_bits holds {e}: expected 1 to {min(self.bits - 1, MAX_EXPONENT_BITS)} "
+                                     f"for bits={self.bits}")
+
+    def formats(self) -> tuple[int, ...]:
+        """The exponent widths searched: ``exponent_bits``, or every split ``E = 1 … min(bits − 1, 6)``."""
+        return self.exponent_bits or tuple(range(1, min(self.bits - 1, MAX_EXPONENT_BITS) + 1))
 
     def alphas(self) -> torch.Tensor:
         n = self.candidates
@@ -166,9 +179,9 @@ def search_layer(weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tenso
 
 def search_formats(weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor,
                    options: FP4Options) -> LayerSearch:
-    """:func:`search_layer` for every exponent width ``E = 1 … bits − 1``; the one with the lowest error (ties:
-    fewer exponent bits)."""
-    results = [search_layer(weight, bias, x, e, options) for e in range(1, options.bits)]
+    """:func:`search_layer` for every exponent width of ``options.formats()``; the one with the lowest error
+    (ties: the first)."""
+    results = [search_layer(weight, bias, x, e, options) for e in options.formats()]
     return min(results, key=lambda r: r.error)
 
 
