@@ -253,6 +253,10 @@ def test_model_level_gptq_is_a_copy_better_than_rtn_and_packs() -> None:
         packed = pack(q)
         assert isinstance(packed[0], PackedLinear) and torch.equal(packed(test), q(test))
     assert err_gptq < err_rtn
+    fresh = quantize(model, recipe)  # a GPTQ state_dict (weights + frozen parameters) loads into a fresh copy
+    fresh.load_state_dict(q.state_dict())
+    with torch.no_grad():
+        assert torch.equal(fresh(test), q(test))
     with pytest.raises(ValueError, match="calibration is empty"):
         gptq(model, recipe, [])
     with pytest.raises(TypeError, match="pass \\[tensor\\]"):

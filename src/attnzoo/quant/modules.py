@@ -185,6 +185,13 @@ class QuantLinear(nn.Module):
         self.weight_scale = params.scale.detach().clone()
         self.weight_zero_point = None if params.zero_point is None else params.zero_point.detach().clone()
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
+        """Frozen weight parameters load into a fresh (unfrozen) layer, which then keeps them."""
+        for name in ("weight_scale", "weight_zero_point"):
+            if prefix + name in state_dict and getattr(self, name) is None:
+                setattr(self, name, state_dict[prefix + name].clone())
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def quantized_weight(self) -> torch.Tensor:
         """``Ŵ`` ``(out, in)``, fake-quantized with the straight-through gradient."""
         w = self.weight_matrix()
