@@ -415,7 +415,8 @@ def _quant(args: argparse.Namespace) -> int:
             options[name] = getattr(args, name)
     try:
         config = ReportConfig.quick_config(**options) if args.quick else ReportConfig(**options)
-        report = run_report(config, progress=not args.no_progress, command=args.command)
+        report = run_report(config, progress=not args.no_progress, command=args.command,
+                            on_row=lambda partial: write(partial, args.out, log=lambda _: None))
     except (ModelNotInstalledError, ValueError) as error:
         print(f"attnzoo quant: {error}", file=sys.stderr)
         return 2

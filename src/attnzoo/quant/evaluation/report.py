@@ -215,8 +215,10 @@ def _data(minilm: MiniLM, config: ReportConfig) -> tuple[list[dict], list[dict],
     return calibration, evaluation, minilm.batch(held[:config.latency_batch])
 
 
-def run_report(config: ReportConfig, *, progress: bool = True, command: str = "") -> Report:
-    """Run every row of ``config`` (see the module docstring)."""
+def run_report(config: ReportConfig, *, progress: bool = True, command: str = "",
+               on_row: Callable[[Report], None] | None = None) -> Report:
+    """Run every row of ``config`` (see the module docstring); ``on_row(report)`` after each row (the CLI writes
+    the partial report there, so a long run that is stopped keeps its rows)."""
     start = time.perf_counter()
     minilm = load_minilm()
     calibration, evaluation, latency_batch = _data(minilm, config)
@@ -244,6 +246,9 @@ def run_report(config: ReportConfig, *, progress: bool = True, command: str = ""
         built = time.perf_counter() - t
         report.rows.append({"method": method, "bits": bits, "seconds": built,
                             **measure(q, evaluation, reference, latency_batch, config.repeats)})
+        report.seconds = time.perf_counter() - start
+        if on_row is not None:
+            on_row(report)
     report.seconds = time.perf_counter() - start
     return report
 
