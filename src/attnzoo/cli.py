@@ -403,7 +403,52 @@ def _parser() -> argparse.ArgumentParser:
             _add_compare_arguments(command)
         command.set_defaults(handler=handler)
     _add_eval_parsers(sub)
+    _add_quant_parser(sub)
     return parser
+
+
+def _add_quant_parser(sub: argparse._SubParsersAction) -> None:
+    from attnzoo.quant.evaluation.report import METHODS
+
+    command = sub.add_parser("quant", help="post-training quantization of all-MiniLM-L6-v2: every method at 8/4/3 "
+                                           "bits against fp32 (JSON, markdown, plots)")
+    command.add_argument("--quick", action="store_true",
+                         help="a smoke test: the first block only, 4 bits, a few sentences (about a minute)")
+    command.add_argument("--methods", metavar="A,B", default=None,
+                         help=f"only these methods (default: all of {','.join(METHODS)})")
+    command.add_argument("--bits", metavar="B,B", default=None, help="only these bit widths (of 8,4,3)")
+    command.add_argument("--calibration-sentences", type=int, default=None, help="calibration sentences (default 64)")
+    command.add_argument("--eval-sentences", type=int, default=None, help="held-out sentences (default 256)")
+    command.add_argument("--out", default="reports/quant", help="output folder (default: reports/quant)")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command.set_defaults(handler=_quant)
+
+
+def _quant(args: argparse.Namespace) -> int:
+    from attnzoo.quant.evaluation import ModelNotInstalledError, ReportConfig, run_report, write
+
+    options: dict = {}
+    if args.methods:
+        options["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if args.bits:
+        try:
+            options["bits"] = tuple(int(b) for b in args.bits.split(","))
+        except ValueError:
+            print(f"attnzoo quant: --bits {args.bits!r}: expected comma-separated integers of 8,4,3", file=sys.stderr)
+            return 2
+    for name in ("calibration_sentences", "eval_sentences"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    try:
+        config = ReportConfig.quick_config(**options) if args.quick else ReportConfig(**options)
+        report = run_report(config, progress=not args.no_progress, command=args.command,
+                            on_row=lambda partial: write(partial, args.out, log=lambda _: None))
+    except (ModelNotInstalledError, ValueError) as error:
+        print(f"attnzoo quant: {error}", file=sys.stderr)
+        return 2
+    for path in write(report, args.out):
+        print(path)
+    return 0
 
 
 def _add_compare_arguments(command: argparse.ArgumentParser) -> None:

@@ -9,6 +9,9 @@
   (so QAT sees the current weight) with a straight-through gradient. It keeps the original ``weight`` / ``bias``
   parameters (the same objects: a weight tied to an embedding stays tied) and wraps ``nn.Linear`` or the
   transposed ``Conv1D`` of Hugging Face GPT-2 (``weight`` of shape ``(in, out)``).
+  :meth:`QuantLinear.freeze_weight` stores a weight already on the grid with its parameters (what GPTQ / RSQ /
+  LLM-FP4 produce: parameters that re-fitting the rounded weight would not give back); ``input_transform``
+  (e.g. RSQ's randomized Hadamard rotation) is applied to ``x`` before the input quantizer.
 
 Calibration observes with the weights already quantized and the activations in float (as the W8A8 protocol of
 :mod:`attnzoo.analysis.outliers` always did).
@@ -122,18 +125,23 @@ class QuantLinear(nn.Module):
         input_quantizer / output_quantizer: :class:`ActivationQuantizer` modules or ``None``.
         transposed: the weight is stored ``(in, out)`` (Hugging Face ``Conv1D``).
         weight_ste: the straight-through estimator of the weight (``"identity"``, BitNet's).
+        input_transform: a module applied to ``x`` first (``None``: none), e.g. an orthogonal rotation whose
+            transpose was folded into the weight.
     """
 
     def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, *, weight_quantizer: Quantizer | None = None,
                  input_quantizer: ActivationQuantizer | None = None,
                  output_quantizer: ActivationQuantizer | None = None, transposed: bool = False,
-                 weight_ste: STE = "identity") -> None:
+                 weight_ste: STE = "identity", input_transform: nn.Module | None = None) -> None:
         super().__init__()
         self.weight, self.bias = weight, bias
         self.transposed = transposed
         self.weight_quantizer = weight_quantizer
         self.weight_ste = check_ste(weight_ste)
         self.input_quantizer, self.output_quantizer = input_quantizer, output_quantizer
+        self.input_transform = input_transform
+        self.register_buffer("weight_scale", None)
+        self.register_buffer("weight_zero_point", None)
         if weight_quantizer is not None:
             weight_quantizer.fit(self.weight_matrix().detach())  # refuses groups that do not divide, ...
 
@@ -156,18 +164,50 @@ class QuantLinear(nn.Module):
         """The weight as ``(out, in)`` (a view)."""
         return self.weight.t() if self.transposed else self.weight
 
+    @property
+    def weight_params(self) -> QParams | None:
+        """The frozen weight parameters (:meth:`freeze_weight`), or ``None``: fitted to the weight at each use."""
+        return None if self.weight_scale is None else QParams(self.weight_scale, self.weight_zero_point)
+
+    def freeze_weight(self, weight: torch.Tensor, params: QParams) -> None:
+        """Replace the weight by ``weight`` ``(out, in)`` (on the quantizer's grid for ``params``) and keep
+        ``params`` for every later forward and :meth:`encode_weight`. The weight becomes a new parameter, so a
+        weight tied to another module (an embedding) is untied rather than overwritten."""
+        if self.weight_quantizer is None:
+            raise ValueError("freeze_weight needs a weight quantizer (this QuantLinear has weight_quantizer=None)")
+        expected = (self.out_features, self.in_features)
+        if tuple(weight.shape) != expected:
+            raise ValueError(f"weight has shape {tuple(weight.shape)}; expected (out, in) = {expected}")
+        self.weight_quantizer.broadcast_params(params, weight)  # refuses parameters of the wrong shape
+        stored = weight.t() if self.transposed else weight
+        self.weight = nn.Parameter(stored.detach().to(self.weight.dtype).contiguous(),
+                                   requires_grad=self.weight.requires_grad)
+        self.weight_scale = params.scale.detach().clone()
+        self.weight_zero_point = None if params.zero_point is None else params.zero_point.detach().clone()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
+        """Frozen weight parameters load into a fresh (unfrozen) layer, which then keeps them."""
+        for name in ("weight_scale", "weight_zero_point"):
+            if prefix + name in state_dict and getattr(self, name) is None:
+                setattr(self, name, state_dict[prefix + name].clone())
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def quantized_weight(self) -> torch.Tensor:
         """``Ŵ`` ``(out, in)``, fake-quantized with the straight-through gradient."""
         w = self.weight_matrix()
-        return w if self.weight_quantizer is None else fake_quantize(w, self.weight_quantizer, ste=self.weight_ste)
+        if self.weight_quantizer is None:
+            return w
+        return fake_quantize(w, self.weight_quantizer, self.weight_params, ste=self.weight_ste)
 
     def encode_weight(self) -> QuantizedTensor:
         """The weight's integer codes and parameters (``(out, in)``), for storage."""
         if self.weight_quantizer is None:
             raise ValueError("this QuantLinear keeps its weight in float (weight_quantizer=None): nothing to encode")
-        return self.weight_quantizer.encode(self.weight_matrix().detach())
+        return self.weight_quantizer.encode(self.weight_matrix().detach(), self.weight_params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_transform is not None:
+            x = self.input_transform(x)
         if self.input_quantizer is not None:
             x = self.input_quantizer(x)
         y = F.linear(x, self.quantized_weight(), self.bias)

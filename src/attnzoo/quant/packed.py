@@ -31,11 +31,13 @@ class PackedLinear(nn.Module):
         bias: a float bias (copied) or ``None``.
         ternary_base3: pack ternary codes five per byte instead of four (2 bits each).
         input_quantizer / output_quantizer: activation quantizers carried over from a :class:`QuantLinear`.
+        input_transform: a module applied to ``x`` first (carried over from a :class:`QuantLinear`).
     """
 
     def __init__(self, weight: QuantizedTensor, bias: torch.Tensor | None = None, *, ternary_base3: bool = False,
                  input_quantizer: ActivationQuantizer | None = None,
-                 output_quantizer: ActivationQuantizer | None = None) -> None:
+                 output_quantizer: ActivationQuantizer | None = None,
+                 input_transform: nn.Module | None = None) -> None:
         super().__init__()
         quantizer = weight.quantizer
         if weight.codes.dim() != 2:
@@ -54,12 +56,14 @@ class PackedLinear(nn.Module):
                              else weight.params.zero_point.clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
         self.input_quantizer, self.output_quantizer = input_quantizer, output_quantizer
+        self.input_transform = input_transform
 
     @classmethod
     def from_quant_linear(cls, layer: QuantLinear, *, ternary_base3: bool = False) -> PackedLinear:
         """Pack a :class:`QuantLinear`'s weight (its activation quantizers come along)."""
         return cls(layer.encode_weight(), layer.bias, ternary_base3=ternary_base3,
-                   input_quantizer=layer.input_quantizer, output_quantizer=layer.output_quantizer)
+                   input_quantizer=layer.input_quantizer, output_quantizer=layer.output_quantizer,
+                   input_transform=layer.input_transform)
 
     @property
     def in_features(self) -> int:
@@ -82,6 +86,8 @@ class PackedLinear(nn.Module):
                                                      self.quantizer))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_transform is not None:
+            x = self.input_transform(x)
         if self.input_quantizer is not None:
             x = self.input_quantizer(x)
         y = F.linear(x, self.weight().to(x.dtype), self.bias)
