@@ -478,7 +478,8 @@ def _add_compare_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--mqar-lr", type=float, default=1e-2,
                          help="peak learning rate of the MQAR runs (default: 1e-2, the top of Zoology's sweep: "
                               "softmax reaches 99.9%% at 256 tokens in 400 steps of 32)")
-    command.add_argument("--mqar-batch-size", type=int, default=32, help="examples per MQAR training step (default: 32)")
+    command.add_argument("--mqar-batch-size", type=int, default=32,
+                         help="examples per MQAR training step (default: 32)")
     command.add_argument("--no-quality", action="store_true", help="speed and memory only")
     command.add_argument("--no-speed", action="store_true", help="quality only")
 

@@ -185,7 +185,8 @@ def qkv_inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Gen
     if case.get("key_padding"):
         inputs["key_padding_mask"] = (torch.rand(b, nk, generator=generator) < 0.3).to(device)
     if case.get("attn_mask"):
-        shape = {"full": (b, h, nq, nk), "batch": (b, 1, nq, nk), "plain": (nq, nk)}[case.get("attn_mask_shape", "full")]
+        shapes = {"full": (b, h, nq, nk), "batch": (b, 1, nq, nk), "plain": (nq, nk)}
+        shape = shapes[case.get("attn_mask_shape", "full")]
         if case["attn_mask"] == "bool":
             inputs["attn_mask"] = (torch.rand(shape, generator=generator) >= 0.3).to(device)
         else:

@@ -49,7 +49,8 @@ from attnzoo.registry.variants import (
     variants,
 )
 
-__all__ = ["FAMILIES", "FEATURE_MAP", "FEATURES", "FLOAT_DTYPES", "GRID_2D", "GRID_3D", "IMAGE", "SEQUENCE", "TOKENS", "VOLUME",
+__all__ = ["FAMILIES", "FEATURE_MAP", "FEATURES", "FLOAT_DTYPES", "GRID_2D", "GRID_3D", "IMAGE", "SEQUENCE", "TOKENS",
+           "VOLUME",
            "CallFacts", "Capabilities", "Implementation", "Layout", "NotSupportedError", "Paper", "Variant",
            "create", "explain", "families", "get_variant", "import_mechanism_modules", "register",
            "select_implementation", "slow_half_precision", "variants"]

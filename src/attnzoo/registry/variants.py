@@ -144,9 +144,10 @@ def get_variant(name: str) -> Variant:
 def create(name: str, *, channels_first: bool = False, **kwargs: Any) -> torch.nn.Module:
     """Build the layer of variant ``name``: its constructor with the registry's ``layer_defaults``, which
     ``kwargs`` override. ``channels_first=True`` wraps a spatial layer (``(B, H, W, C)``) so that it takes and
-    returns ``(B, C, H, W)`` (:class:`attnzoo.layers.channels.ChannelsFirst`). ``attnzoo.describe(name)`` (``attnzoo list NAME``) lists every argument with its
-    effective default; an unknown keyword raises ``TypeError`` listing the accepted ones, an unknown name
-    ``KeyError`` listing the registered variants.
+    returns ``(B, C, H, W)`` (:class:`attnzoo.layers.channels.ChannelsFirst`); CNN modules take ``(B, C, H, W)``
+    already. ``attnzoo.describe(name)`` (``attnzoo list NAME``) lists every argument with its effective default;
+    an unknown keyword raises ``TypeError`` listing the accepted ones, an unknown name ``KeyError`` listing the
+    registered variants.
 
     >>> import torch, attnzoo
     >>> layer = attnzoo.create("sliding_window_attention", dim=32, num_heads=4, window=8)

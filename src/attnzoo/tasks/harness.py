@@ -4,8 +4,8 @@ A task (:class:`QualityTask`) says how to build its model around a mixer, draw a
 loss and score a trained model; :func:`evaluate_mixers` does the rest identically for every task and mixer:
 seeds the initialisation, trains with the shared engine (:func:`attnzoo.train.train`: AdamW, warm-up + cosine,
 clipping, seeded, checkpoints under ``out_dir/runs/<task>/<mixer>/``), times the training, scores, and writes
-``out_dir/<task>.json`` plus a markdown table ``out_dir/<task>.md`` (under ``torchrun``, rank 0 only). ``train_time_s`` is the wall time of the
-engine's call (steps plus the final checkpoint write, not the scoring); ``train_items_per_s`` is the task's
+``out_dir/<task>.json`` plus a markdown table ``out_dir/<task>.md`` (under ``torchrun``, rank 0 only).
+``train_time_s`` is the wall time of the engine's call (steps plus the final checkpoint write, not the scoring); ``train_items_per_s`` is the task's
 training items (tokens or images) per second of that time — a throughput measured on the same work as the
 quality, which the comparison plots use.
 """
@@ -207,6 +207,7 @@ def write_markdown(path: Path, task: QualityTask, rows: Sequence[Mapping[str, An
     the first column is headed by the task's ``row_label`` if it has one, e.g. ``model``) and its settings."""
     from attnzoo.bench.report import Section, write_report
 
-    table = markdown(rows, score_metrics(rows), getattr(task, "row_label", "mixer")).replace("train items/s", f"train {task.item_name}/s")
+    table = markdown(rows, score_metrics(rows), getattr(task, "row_label", "mixer"))
+    table = table.replace("train items/s", f"train {task.item_name}/s")
     write_report(path, task.title, [Section("Results", table),
                                     Section("Settings", task.settings_markdown(train_config))], command)

@@ -6,7 +6,8 @@ DeiT-style ViT: a strided-convolution patch embedding, a learned absolute positi
 positional self-attention (``gpsa_attention``, with its locality init: ``W_v = I``, heads on a √H x √H grid of
 offsets, strength 1, gates σ(1)) on the patch tokens only; the class token is concatenated just before block
 ``local_up_to_layer``, and the remaining blocks are plain multi-head self-attention (``softmax_attention``,
-bidirectional); no qkv bias (ConViT's default); LayerNorms with epsilon 1e-6; a final LayerNorm and a linear head on the class token.
+bidirectional); no qkv bias (ConViT's default); LayerNorms with epsilon 1e-6; a final LayerNorm and a linear head
+on the class token.
 Parameter names follow timm (``patch_embed.proj``, ``pos_embed``, ``cls_token``, ``blocks.i.norm1/attn/norm2/
 mlp.fc1/fc2``, ``norm``, ``head``); ``tests/test_backbones_timm.py`` compares a GPSA block and an MHSA block with
 timm's on copied weights.

@@ -12,7 +12,7 @@ from attnzoo.quant.methods.layerwise import attention_mask_weights, quantize_lay
 from attnzoo.quant.methods.llm_fp4 import FP4Options, llm_fp4
 from attnzoo.quant.methods.rsq import attention_concentration, attention_received, hf_attentions, rotate, rsq
 
-__all__ = ["FP4Options", "GPTQOptions", "GPTQResult", "HessianAccumulator", "RandomizedHadamard", "attention_concentration",
-           "attention_mask_weights", "attention_received", "calibration_loss", "gptq", "gptq_quantize",
-           "hadamard_matrix", "hf_attentions", "llm_fp4", "normalize_token_weights", "quantize_layerwise", "rotate", "rsq",
-           "rtn_quantize"]
+__all__ = ["FP4Options", "GPTQOptions", "GPTQResult", "HessianAccumulator", "RandomizedHadamard",
+           "attention_concentration", "attention_mask_weights", "attention_received", "calibration_loss", "gptq",
+           "gptq_quantize", "hadamard_matrix", "hf_attentions", "llm_fp4", "normalize_token_weights",
+           "quantize_layerwise", "rotate", "rsq", "rtn_quantize"]
