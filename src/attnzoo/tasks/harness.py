@@ -5,9 +5,9 @@ loss and score a trained model; :func:`evaluate_mixers` does the rest identicall
 seeds the initialisation, trains with the shared engine (:func:`attnzoo.train.train`: AdamW, warm-up + cosine,
 clipping, seeded, checkpoints under ``out_dir/runs/<task>/<mixer>/``), times the training, scores, and writes
 ``out_dir/<task>.json`` plus a markdown table ``out_dir/<task>.md`` (under ``torchrun``, rank 0 only).
-``train_time_s`` is the wall time of the engine's call (steps plus the final checkpoint write, not the scoring); ``train_items_per_s`` is the task's
-training items (tokens or images) per second of that time — a throughput measured on the same work as the
-quality, which the comparison plots use.
+``train_time_s`` is the wall time of the engine's call (steps plus the final checkpoint write, not the scoring);
+``train_items_per_s`` is the task's training items (tokens or images) per second of that time — a throughput measured
+on the same work as the quality, which the comparison plots use.
 """
 
 from __future__ import annotations
