@@ -239,6 +239,34 @@ def test_causality(spec, impl, case) -> None:
             assert (leak == 0).all() if exact else (leak <= 1e-12 * max(1.0, grad.abs().max().item())).all()
 
 
+@pytest.mark.parametrize(("spec", "impl", "case"), [p for p in CAUSAL if p.values[0].registered.causal_selection])
+def test_causality_by_changing_the_future(spec, impl, case) -> None:
+    """Changing every batched input at a query's future positions leaves its output unchanged: the forward-side
+    check that gradients cannot make, since a selection (routing, top-k, sampling) has no gradient. A variant whose
+    selection reads later tokens says so (``Variant.causal_selection=False``; its own tests show the leak) and is
+    left out."""
+    inputs, other = make_inputs(spec, case), make_inputs(spec, case, seed=1)  # other: valid values to move in
+    future = spec.future_mask(case)
+    n = future.shape[0]
+    lead = 2 if spec.registered.layout.heads else 1
+
+    def tokens(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(*t.shape[:lead], n, -1)
+
+    with torch.no_grad():
+        out = tokens(run(spec, case, inputs, impl))
+        for query in torch.randperm(n)[:4].tolist():
+            if not future[query].any():
+                continue
+            changed = dict(inputs)
+            for name in spec.batched_inputs:
+                moved = tokens(inputs[name].clone())
+                moved[..., future[query], :] = tokens(other[name])[..., future[query], :]
+                changed[name] = moved.reshape(inputs[name].shape)
+            diff = (tokens(run(spec, case, changed, impl))[..., query, :] - out[..., query, :]).abs().max().item()
+            assert diff <= 1e-12 * max(1.0, out.abs().max().item()), (query, diff)
+
+
 def test_causal_declarations_match_the_test_specs() -> None:
     """A variant declared causal has a future mask to check it by, and the other way round."""
     for spec in SPECS:

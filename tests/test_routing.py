@@ -176,6 +176,16 @@ def test_balanced_routing_is_causal_in_gradient_but_not_in_value() -> None:
     changed[0, 0, 7] = 10 * centroid[0, 0]  # the last token becomes the cluster's best
     after = routing_attention(changed, changed, v, centroid, 4, is_causal=True, shared_qk=True)
     assert not torch.allclose(after[:, :, :7], out[:, :, :7].detach())
+    assert attnzoo.get_variant("routing_attention").causal_selection is False  # declared, so compare's picks skip it
+
+
+def test_compare_picks_leave_out_causal_rows_that_read_the_future() -> None:
+    from attnzoo.compare.report import pick_lines
+
+    rows = [{"task": "austen", "family": "sparse", "mixer": name, "val_bits_per_byte": bpb}
+            for name, bpb in (("routing_attention", 2.0), ("combiner_fixed_attention", 2.1), ("softmax", 2.5))]
+    line = pick_lines(rows, None, ["sparse"])
+    assert "`combiner_fixed_attention` (2.10 bits/byte" in line and "read later tokens" in line
 
 
 # --- commitment loss and centroids ----------------------------------------------------------------------------------

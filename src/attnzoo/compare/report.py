@@ -16,7 +16,7 @@ from typing import Any
 from attnzoo.bench.report import Section, conventions_section, machine_section, speed_sections
 from attnzoo.compare.engine import Outcome
 from attnzoo.compare.plan import Plan
-from attnzoo.registry import FAMILIES
+from attnzoo.registry import FAMILIES, get_variant
 from attnzoo.tasks import TASKS
 from attnzoo.tasks.harness import markdown, score_metrics
 
@@ -31,9 +31,23 @@ def _best(rows: Sequence[Mapping[str, Any]], metric: str, higher: bool) -> Mappi
     return max(rows, key=lambda r: r[metric] if higher else -r[metric]) if rows else None
 
 
+CAUSAL_TASKS = ("mqar", "austen")
+
+
+def reads_the_future(mixer: str) -> bool:
+    """Whether a causal mixer's selection of keys reads later tokens (``Variant.causal_selection=False``: routing
+    attention's balanced clusters), so that its causal-task rows are not comparable with causal mixers'."""
+    try:
+        return not get_variant(mixer).causal_selection
+    except KeyError:  # a model name (block_transformer), not a variant
+        return False
+
+
 def _quality_claims(family: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The family's best mixer on each quality task that has rows for it, beside the dense baseline."""
+    """The family's best mixer on each quality task that has rows for it, beside the dense baseline; causal-task
+    rows of mixers that read the future are left out (:func:`reads_the_future`)."""
     claims = []
+    rows = [r for r in rows if not (r["task"] in CAUSAL_TASKS and reads_the_future(r["mixer"]))]
     mqar = _task_rows(rows, "mqar")
     lengths = sorted({r["seq_len"] for r in mqar if r["family"] == family and r["mixer"] != DENSE})
     if lengths:
@@ -84,6 +98,11 @@ def pick_lines(quality_rows: Sequence[Mapping[str, Any]], speed_doc: Mapping[str
     for family in families:
         claims = _quality_claims(family, quality_rows) + _speed_claim(family, speed_doc)
         text = "; ".join(claims) if claims else "no row of this family ran (the budget left them out: `--full`)"
+        leaking = sorted({r["mixer"] for r in quality_rows if r["family"] == family and r["task"] in CAUSAL_TASKS
+                          and reads_the_future(r["mixer"])})
+        if leaking:
+            text += (f" ({', '.join(f'`{m}`' for m in leaking)}: its MQAR and Austen rows read later tokens through "
+                     "its selection of keys, so they are left out of these picks)")
         lines.append(f"- **{family}** ({FAMILIES[family]}): {text}.")
     return "\n".join(lines)
 

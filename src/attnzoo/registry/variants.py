@@ -53,6 +53,12 @@ class Variant:
     layer_defaults: Mapping[str, Any] = field(default_factory=dict)
     size_options: Mapping[str, Callable[[tuple[int, ...]], Any]] = field(default_factory=dict)
     fit_options: Callable[[tuple[int, ...], int], dict[str, Any]] | None = None
+    causal_selection: bool = True
+    """For a causal variant, whether which keys each query attends to is also decided from past tokens only.
+    ``False`` for routing attention: its balanced clusters take each centroid's top-w tokens of the whole sequence
+    (as the paper and lucidrains' code do), so a later token can change which earlier tokens share a cluster —
+    the leak of expert-choice routing. Its attention weights are causal; its outputs are not, and a causal
+    language model trained with it can read the future (``attnzoo compare`` marks such rows)."""
     aliases: tuple[str, ...] = ()
     """Other names :func:`get_variant` (and so :func:`create`) resolves to this variant (``"softmax"``)."""
     compare_default: bool = False

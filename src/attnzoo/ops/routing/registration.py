@@ -28,6 +28,7 @@ register(Variant(
                                     "every routed query scored against all N keys, explicit cluster mask (oracle)"),
     },
     causal=True,
+    causal_selection=False,
     layer=RoutingAttention,
     layer_layout=TOKENS,
     layer_defaults={"dim": 32, "num_heads": 4, "seq_len": 16},
