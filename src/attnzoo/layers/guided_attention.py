@@ -137,8 +137,8 @@ class MultiScaleGuidedAttention(ShowsOptions, nn.Module):
     >>> import torch
     >>> layer = MultiScaleGuidedAttention(dim=16, scales=2)
     >>> out = layer([torch.randn(2, 16, 8, 6), torch.randn(2, 16, 8, 6)])
-    >>> [r.shape for r in out.refined]
-    [torch.Size([2, 16, 8, 6]), torch.Size([2, 16, 8, 6])]
+    >>> tuple(tuple(r.shape) for r in out.refined)
+    ((2, 16, 8, 6), (2, 16, 8, 6))
     """
 
     def __init__(self, dim: int = 64, scales: int = 4, reduction: int = 8, impl: str = "auto") -> None:

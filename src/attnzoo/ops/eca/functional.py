@@ -33,8 +33,8 @@ def eca_kernel_size(channels: int, gamma: float = 2.0, beta: float = 1.0) -> int
     128 -> 5, 256 -> 5, 512 -> 5, 1024 -> 5, 2048 -> 7; small C gives 1 (C < 8). (timm's ``EcaModule`` then takes
     at least 3.)
 
-    >>> [eca_kernel_size(c) for c in (64, 128, 256, 512, 1024, 2048)]
-    [3, 5, 5, 5, 5, 7]
+    >>> tuple(eca_kernel_size(c) for c in (64, 128, 256, 512, 1024, 2048))
+    (3, 5, 5, 5, 5, 7)
     """
     check_int("channels", channels)
     check_real("gamma", gamma)
