@@ -57,6 +57,11 @@ class ImageClassifier(nn.Module):
             raise ValueError(f"image_size={image_size!r}: {type(self).__name__} downsamples by {stride} in total "
                              f"(stem and stages), so expected images of at least {stride}x{stride}")
 
+    def stage_grids(self, stages: int) -> list[tuple[int, int]]:
+        """The token grid of each of ``stages`` stages behind a stride-2 stem, each later stage halving it again
+        (:func:`downsampled`): ``[(14, 14), (7, 7), (4, 4)]`` for 28x28 images and 3 stages."""
+        return [tuple(downsampled(side, i + 1) for side in self.image_size) for i in range(stages)]
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images``: float ``(B, in_channels, H, W)`` (or ``(B, H, W)`` if ``in_channels == 1``) with ``(H, W)``
         the model's ``image_size`` -> logits ``(B, num_classes)``."""

@@ -31,7 +31,6 @@ from attnzoo.models.backbones.common import (
     Mlp,
     channels_first,
     channels_last,
-    downsampled,
     mixer,
     positive_ints,
     stage_lists,
@@ -126,8 +125,7 @@ class DaViT(ImageClassifier):
         self.stem.add_module("conv", nn.Conv2d(in_channels, dims[0], 3, stride=2, padding=1))
         self.stem.add_module("norm", LayerNorm2d(dims[0]))
         self.stages = nn.Sequential()
-        for i in range(stages):
-            grid = tuple(downsampled(side, i + 1) for side in self.image_size)
+        for i, grid in enumerate(self.stage_grids(stages)):
             window = tuple(min(window_size, side) for side in grid)
             self.stages.append(DaViTStage(dims[max(i - 1, 0)], dims[i], depths[i], heads[i], window, mlp_ratio,
                                           downsample=i > 0))

@@ -32,7 +32,6 @@ from attnzoo.models.backbones.common import (
     ImageClassifier,
     channels_first,
     channels_last,
-    downsampled,
     mixer,
     positive_ints,
     stage_lists,
@@ -155,7 +154,7 @@ class SGFormer(ImageClassifier):
         if bad:
             raise ValueError(f"sr_ratios={tuple(sr_ratios)}: expected 1 or one of {tuple(SELF_GUIDED_PLAN)} (the "
                              f"official merge plans), got {bad} (index, sr_ratio)")
-        grids = [tuple(downsampled(side, i + 1) for side in self.image_size) for i in range(stages)]
+        grids = self.stage_grids(stages)
         self.stem = nn.Sequential(conv_gn(in_channels, dims[0], 3, stride=2), nn.GELU(), conv_gn(dims[0], dims[0], 3),
                                   nn.GELU(), conv_gn(dims[0], dims[0], 3))
         self.stem_norm = nn.LayerNorm(dims[0])
