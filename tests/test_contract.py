@@ -212,6 +212,12 @@ CAUSAL = [pytest.param(s, impl, c, id=f"{s.variant}-{impl}-{case_id(c)}") for s 
           for c in [*s.cases, s.tiny_case] if s.future_mask(c) is not None and declares(s, impl, c)]
 
 
+def token_view(spec, n: int):  # noqa: ANN001, ANN201
+    """``t -> (B, H, n, -1)`` for ops with a heads axis, ``(B, n, -1)`` otherwise: the grid flattened row-major."""
+    lead = 2 if spec.registered.layout.heads else 1
+    return lambda t: t.reshape(*t.shape[:lead], n, -1)
+
+
 @pytest.mark.parametrize(("spec", "impl", "case"), CAUSAL)
 def test_causality(spec, impl, case) -> None:
     """No output depends on any batched input at a position in its query's future: exact-zero gradients, or
@@ -224,10 +230,7 @@ def test_causality(spec, impl, case) -> None:
     future = spec.future_mask(case)
     n = future.shape[0]
     out = run(spec, case, inputs, impl)
-    lead = 2 if spec.registered.layout.heads else 1
-
-    def tokens(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(*t.shape[:lead], n, -1)
+    tokens = token_view(spec, n)
 
     exact = spec.registered.implementations[impl].capabilities.exactly_causal
     batched = [inputs[name] for name in spec.batched_inputs]
@@ -248,10 +251,7 @@ def test_causality_by_changing_the_future(spec, impl, case) -> None:
     inputs, other = make_inputs(spec, case), make_inputs(spec, case, seed=1)  # other: valid values to move in
     future = spec.future_mask(case)
     n = future.shape[0]
-    lead = 2 if spec.registered.layout.heads else 1
-
-    def tokens(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(*t.shape[:lead], n, -1)
+    tokens = token_view(spec, n)
 
     with torch.no_grad():
         out = tokens(run(spec, case, inputs, impl))
