@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, CUSTOM_BACKWARD, FLEX_COMPILED
+from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, CUSTOM_BACKWARD, FLEX_COMPILED, NATIVE_CPU
 from attnzoo.layers.neighborhood import NeighborhoodAttention1D, NeighborhoodAttention2D, NeighborhoodAttention3D
 from attnzoo.ops.neighborhood.flex import neighborhood_flex
 from attnzoo.ops.neighborhood.functional import VARIANT_NAMES, neighborhood_attention_1d, \
     neighborhood_attention_2d, neighborhood_attention_3d
+from attnzoo.ops.neighborhood.native import neighborhood_native
 from attnzoo.ops.neighborhood.reference import neighborhood_reference
 from attnzoo.ops.neighborhood.tiled import neighborhood_tiled
 from attnzoo.registry import GRID_2D, GRID_3D, IMAGE, SEQUENCE, TOKENS, VOLUME, Implementation, Paper, Variant, \
@@ -50,6 +51,9 @@ for _ndim in (1, 2, 3):
                 "dilation, per-axis causal, relative position bias",
         op=_OPS[_ndim],
         implementations={
+            "native": Implementation("native", neighborhood_native, NATIVE_CPU,
+                                     "fused C++ kernel: each query reads its neighbours in place (AVX2 or generic, "
+                                     "chosen at run time); O(N * window) memory"),
             "tiled": Implementation("tiled", neighborhood_tiled, NEIGHBORHOOD_TILED,
                                     "query tiles x gathered key regions as batched GEMMs; O(N * region) memory"),
             "flex": Implementation("flex", neighborhood_flex, FLEX_COMPILED,

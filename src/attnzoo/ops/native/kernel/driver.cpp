@@ -1,0 +1,135 @@
+// The driver of fused local attention (see local_attention.h), compiled for the baseline ISA only: it picks the
+// kernels this CPU runs, splits the work into items of a few dozen queries (or keys) of one head and hands them to
+// `threads` threads dynamically (an atomic counter), so a descheduled thread delays one item, not a fixed share.
+//
+// Backward runs in slabs of KV heads whose buffers of P and dS (az_buffer entries per query head) fit a budget: first every
+// query item of the slab (dq, P, dS, bias-gradient partial sums), then every key item (dk, dv). The bias gradient
+// is the sum of the per-item partials in item order, so results do not depend on the thread schedule.
+#include <atomic>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "local_attention.h"
+
+namespace {
+
+const int64_t kItem = 32;               // queries or keys per work item
+const int64_t kSlabBytes = 64ll << 20;  // budget of one slab's P and dS buffers
+
+bool cpu_has_avx2_fma() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+bool pick(int isa, AzKernels* table) {
+    if (isa == 2 || (isa == 0 && cpu_has_avx2_fma())) {
+        if (!cpu_has_avx2_fma()) return false;
+        az_kernels_avx2(table);
+        return true;
+    }
+    az_kernels_generic(table);
+    return true;
+}
+
+// Runs body(item, scratch) for item in [0, items) on up to `threads` threads; false when memory ran out.
+template <class Body> bool parallel_items(const AzProblem* p, int64_t items, Body body) {
+    std::atomic<int64_t> next(0);
+    std::atomic<bool> failed(false);
+    const int64_t bytes = az_scratch_bytes(p);
+    auto worker = [&]() {
+        std::vector<char> scratch;
+        try {
+            scratch.resize(bytes);
+        } catch (const std::bad_alloc&) {
+            failed = true;
+            return;
+        }
+        for (int64_t item = next++; item < items; item = next++) body(item, scratch.data());
+    };
+    int64_t threads = p->threads < items ? p->threads : items;
+    std::vector<std::thread> pool;
+    for (int64_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+    return !failed;
+}
+
+int64_t chunks(int64_t n) { return (n + kItem - 1) / kItem; }
+
+// The queries (or keys) [first, last) of work item c.
+void span(int64_t c, int64_t n, int64_t* first, int64_t* last) {
+    *first = c * kItem;
+    *last = *first + kItem < n ? *first + kItem : n;
+}
+
+}  // namespace
+
+extern "C" int az_isa_supported(int isa) { return isa == 0 || isa == 1 || (isa == 2 && cpu_has_avx2_fma()); }
+
+extern "C" int az_local_forward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
+                                const void* rpb, void* out, void* lse) {
+    AzKernels table;
+    if (!pick(isa, &table)) return 2;
+    const int64_t N = az_tokens(p), per_head = chunks(N);
+    bool ok = parallel_items(p, p->batch * p->heads * per_head, [&](int64_t item, void* scratch) {
+        int64_t bh = item / per_head, i0, i1;
+        span(item % per_head, N, &i0, &i1);
+        table.forward(p, dtype, q, k, v, rpb, out, lse, bh / p->heads, bh % p->heads, i0, i1, scratch);
+    });
+    return ok ? 0 : 1;
+}
+
+extern "C" int az_local_backward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
+                                 const void* rpb, const void* out, const void* lse, const void* dout, void* dq,
+                                 void* dk, void* dv, void* drpb) {
+    AzKernels table;
+    if (!pick(isa, &table)) return 2;
+    const int64_t size = dtype == 0 ? 4 : 8;
+    const int64_t N = az_tokens(p), group = p->heads / p->kv_heads, per_head = chunks(N);
+    const int64_t head_bytes = az_buffer(p) * size, unit_bytes = group * head_bytes, units = p->batch * p->kv_heads, tab = az_table(p);
+    int64_t slab = kSlabBytes / (2 * unit_bytes);
+    slab = slab < 1 ? 1 : (slab > units ? units : slab);
+    std::vector<char> probs, dscores, partial;
+    try {
+        probs.resize(slab * unit_bytes);
+        dscores.resize(slab * unit_bytes);
+    } catch (const std::bad_alloc&) {
+        return 1;
+    }
+    for (int64_t first = 0; first < units; first += slab) {
+        const int64_t count = first + slab < units ? slab : units - first;
+        const int64_t query_items = count * group * per_head;
+        if (drpb) {
+            try {
+                partial.assign(query_items * tab * size, 0);  // all-zero bytes are 0.0 in both dtypes
+            } catch (const std::bad_alloc&) {
+                return 1;
+            }
+        }
+        bool ok = parallel_items(p, query_items, [&](int64_t item, void* scratch) {
+            int64_t unit = item / (group * per_head), r = (item / per_head) % group, i0, i1;
+            int64_t bg = first + unit, head_buffer = (unit * group + r) * head_bytes;
+            span(item % per_head, N, &i0, &i1);
+            void* part = drpb ? partial.data() + item * tab * size : nullptr;
+            table.query_grad(p, dtype, q, k, v, rpb, out, lse, dout, dq, probs.data() + head_buffer,
+                             dscores.data() + head_buffer, part, bg / p->kv_heads, (bg % p->kv_heads) * group + r,
+                             i0, i1, scratch);
+        });
+        if (!ok) return 1;
+        for (int64_t item = 0; drpb && item < query_items; ++item) {
+            int64_t bg = first + item / (group * per_head), h = (bg % p->kv_heads) * group + (item / per_head) % group;
+            for (int64_t e = 0; e < tab; ++e) {
+                if (dtype == 0)
+                    ((float*)drpb)[h * tab + e] += ((const float*)partial.data())[item * tab + e];
+                else
+                    ((double*)drpb)[h * tab + e] += ((const double*)partial.data())[item * tab + e];
+            }
+        }
+        ok = parallel_items(p, count * per_head, [&](int64_t item, void* scratch) {
+            int64_t unit = item / per_head, bg = first + unit, unit_buffer = unit * unit_bytes, j0, j1;
+            span(item % per_head, N, &j0, &j1);
+            table.key_grad(p, dtype, q, dout, probs.data() + unit_buffer, dscores.data() + unit_buffer, dk, dv,
+                           bg / p->kv_heads, bg % p->kv_heads, j0, j1, scratch);
+        });
+        if (!ok) return 1;
+    }
+    return 0;
+}

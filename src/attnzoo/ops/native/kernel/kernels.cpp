@@ -1,0 +1,485 @@
+// The compute kernels of fused local attention (see local_attention.h), compiled once per ISA:
+//   -DAZ_ISA=generic (baseline x86-64 / any GCC target) and -DAZ_ISA=avx2 -mavx2 -mfma.
+// The vectors are GCC vector extensions of 256 bits (8 floats, 4 doubles): AVX2 registers in the AVX2 build, pairs
+// of SSE registers in the generic one. Everything has internal linkage (see the header's note on COMDAT).
+//
+// Per query (forward): gather the rows of its keys in place (no copy of K), scores 8 keys at a time (eight dot
+// products reduced across lanes at once), an exact two-pass softmax in a small buffer, the weighted sum of value
+// rows in registers; out and lse = max + log(sum). Backward (FlashAttention's identities, P recomputed from lse):
+// per query, dP = dO V^T, D = rowsum(dO * O), dS = P (dP - D), dq = scale dS K; per key, from the stored P and dS
+// of the queries that see it, dk = scale dS^T Q and dv = P^T dO: every output row is written by one work item, so
+// threads never write the same memory and no atomics are needed.
+#include <math.h>
+#include <string.h>
+
+#include "local_attention.h"
+
+#define AZ_JOIN2(a, b) a##_##b
+#define AZ_JOIN(a, b) AZ_JOIN2(a, b)
+
+namespace {
+
+typedef float f8 __attribute__((vector_size(32)));
+typedef double d4 __attribute__((vector_size(32)));
+typedef int32_t i8 __attribute__((vector_size(32)));
+
+template <typename T> struct Lanes;
+template <> struct Lanes<float> { typedef f8 V; enum { n = 8 }; };
+template <> struct Lanes<double> { typedef d4 V; enum { n = 4 }; };
+
+template <typename T> static inline typename Lanes<T>::V load(const T* p) {
+    typename Lanes<T>::V v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+template <typename T> static inline void store(T* p, typename Lanes<T>::V v) { memcpy(p, &v, sizeof v); }
+
+template <typename T> static inline typename Lanes<T>::V splat(T x) {
+    typename Lanes<T>::V v = {};
+    return v + x;
+}
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Lane sums of 8 (4) accumulators as one vector: out[u] = sum(acc[u]).
+static inline f8 reduce_lanes(const f8* a) {
+    f8 b0 = __builtin_shufflevector(a[0], a[1], 0, 8, 2, 10, 4, 12, 6, 14) +
+            __builtin_shufflevector(a[0], a[1], 1, 9, 3, 11, 5, 13, 7, 15);
+    f8 b1 = __builtin_shufflevector(a[2], a[3], 0, 8, 2, 10, 4, 12, 6, 14) +
+            __builtin_shufflevector(a[2], a[3], 1, 9, 3, 11, 5, 13, 7, 15);
+    f8 b2 = __builtin_shufflevector(a[4], a[5], 0, 8, 2, 10, 4, 12, 6, 14) +
+            __builtin_shufflevector(a[4], a[5], 1, 9, 3, 11, 5, 13, 7, 15);
+    f8 b3 = __builtin_shufflevector(a[6], a[7], 0, 8, 2, 10, 4, 12, 6, 14) +
+            __builtin_shufflevector(a[6], a[7], 1, 9, 3, 11, 5, 13, 7, 15);
+    // b0 = (a0 01, a1 01, a0 23, a1 23, a0 45, a1 45, a0 67, a1 67), likewise b1 (a2, a3) ...
+    f8 c0 = __builtin_shufflevector(b0, b1, 0, 1, 8, 9, 4, 5, 12, 13) +
+            __builtin_shufflevector(b0, b1, 2, 3, 10, 11, 6, 7, 14, 15);
+    f8 c1 = __builtin_shufflevector(b2, b3, 0, 1, 8, 9, 4, 5, 12, 13) +
+            __builtin_shufflevector(b2, b3, 2, 3, 10, 11, 6, 7, 14, 15);
+    // c0 = (a0 0-3, a1 0-3, a2 0-3, a3 0-3, a0 4-7, a1 4-7, a2 4-7, a3 4-7), c1 the same for a4..a7
+    return __builtin_shufflevector(c0, c1, 0, 1, 2, 3, 8, 9, 10, 11) +
+           __builtin_shufflevector(c0, c1, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+static inline d4 reduce_lanes(const d4* a) {
+    d4 b0 = __builtin_shufflevector(a[0], a[1], 0, 4, 2, 6) + __builtin_shufflevector(a[0], a[1], 1, 5, 3, 7);
+    d4 b1 = __builtin_shufflevector(a[2], a[3], 0, 4, 2, 6) + __builtin_shufflevector(a[2], a[3], 1, 5, 3, 7);
+    return __builtin_shufflevector(b0, b1, 0, 1, 4, 5) + __builtin_shufflevector(b0, b1, 2, 3, 6, 7);
+}
+
+// out[j] = scale * (x . rows[j]) for j < n, rows read in place a lane-width at a time; the padding lanes of the
+// last block (up to a lane multiple) get copies of the last row's value.
+template <typename T>
+static void dots(const T* x, const T* const* rows, int64_t n, int64_t dim, T scale, T* out) {
+    typedef typename Lanes<T>::V V;
+    const int L = Lanes<T>::n;
+    const int64_t body = dim / L * L;
+    for (int64_t j0 = 0; j0 < n; j0 += L) {
+        const T* r[L];
+        for (int u = 0; u < L; ++u) r[u] = rows[min64(j0 + u, n - 1)];
+        V acc[L];
+        for (int u = 0; u < L; ++u) acc[u] = splat<T>(0);
+        for (int64_t d = 0; d < body; d += L) {
+            V xv = load(x + d);
+            for (int u = 0; u < L; ++u) acc[u] += xv * load(r[u] + d);
+        }
+        V sum = reduce_lanes(acc);
+        if (body < dim) {
+            T tail[L];
+            for (int u = 0; u < L; ++u) {
+                T s = 0;
+                for (int64_t d = body; d < dim; ++d) s += x[d] * r[u][d];
+                tail[u] = s;
+            }
+            sum += load(tail);
+        }
+        store(out + j0, sum * scale);
+    }
+}
+
+// acc[off : off + NV lanes] += sum_j w[j] rows[j][off : ...], the accumulators held in registers (two sets for
+// up to four vectors, even and odd rows, so that the FMA latency is hidden).
+template <typename T, int NV>
+static inline void weighted_block(const T* const* rows, const T* w, int64_t n, int64_t off, T* acc) {
+    typedef typename Lanes<T>::V V;
+    const int L = Lanes<T>::n;
+    const int S = NV <= 4 ? 2 : 1;
+    V a[S][NV];
+    for (int u = 0; u < NV; ++u) {
+        a[0][u] = load(acc + off + u * L);
+        if (S == 2) a[S - 1][u] = splat<T>(0);
+    }
+    int64_t j = 0;
+    for (; j + S <= n; j += S) {
+        for (int t = 0; t < S; ++t) {
+            V wj = splat<T>(w[j + t]);
+            const T* r = rows[j + t] + off;
+            for (int u = 0; u < NV; ++u) a[t][u] += wj * load(r + u * L);
+        }
+    }
+    for (; j < n; ++j) {
+        V wj = splat<T>(w[j]);
+        const T* r = rows[j] + off;
+        for (int u = 0; u < NV; ++u) a[0][u] += wj * load(r + u * L);
+    }
+    for (int u = 0; u < NV; ++u) store(acc + off + u * L, S == 2 ? a[0][u] + a[S - 1][u] : a[0][u]);
+}
+
+// acc[:dim] += sum_j w[j] rows[j][:dim].
+template <typename T> static void weighted_sum(const T* const* rows, const T* w, int64_t n, int64_t dim, T* acc) {
+    const int L = Lanes<T>::n;
+    int64_t off = 0;
+    for (; dim - off >= 8 * L; off += 8 * L) weighted_block<T, 8>(rows, w, n, off, acc);
+    switch ((dim - off) / L) {
+        case 7: weighted_block<T, 7>(rows, w, n, off, acc); break;
+        case 6: weighted_block<T, 6>(rows, w, n, off, acc); break;
+        case 5: weighted_block<T, 5>(rows, w, n, off, acc); break;
+        case 4: weighted_block<T, 4>(rows, w, n, off, acc); break;
+        case 3: weighted_block<T, 3>(rows, w, n, off, acc); break;
+        case 2: weighted_block<T, 2>(rows, w, n, off, acc); break;
+        case 1: weighted_block<T, 1>(rows, w, n, off, acc); break;
+        default: break;
+    }
+    off += (dim - off) / L * L;
+    for (int64_t d = off; d < dim; ++d) {
+        T s = 0;
+        for (int64_t j = 0; j < n; ++j) s += w[j] * rows[j][d];
+        acc[d] += s;
+    }
+}
+
+// exp of 8 floats (Cephes expf: x = n ln2 + r with n rounded to nearest, |r| <= ln2 / 2, degree-6 polynomial;
+// relative error ~2e-7). Inputs here are <= 0 (scores minus their max or their log-sum-exp): clamped at -87.3,
+// where the result (1e-38) is below float32's smallest normal; NaN stays NaN.
+static inline f8 exp_lanes(f8 x) {
+    const f8 lo = splat<float>(-87.3f);
+    f8 xc = x < lo ? lo : x;
+    const float round = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer
+    f8 n = (xc * 1.44269504088896341f + round) - round;
+    f8 r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    f8 r2 = r * r;
+    f8 y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+            1.6666665459e-1f) * r + 5.0000001201e-1f;
+    y = y * r2 + r + 1.0f;
+    i8 bits = (__builtin_convertvector(n, i8) + 127) << 23;
+    f8 scale;
+    memcpy(&scale, &bits, sizeof scale);
+    y = y * scale;
+    return x == x ? y : x;
+}
+
+// x[j] = exp(x[j] - shift) for j < n (x padded to a lane multiple).
+static inline void exp_shifted(float* x, int64_t n, float shift) {
+    for (int64_t j = 0; j < n; j += 8) store(x + j, exp_lanes(load(x + j) - shift));
+}
+
+static inline void exp_shifted(double* x, int64_t n, double shift) {
+    for (int64_t j = 0; j < n; ++j) x[j] = exp(x[j] - shift);
+}
+
+// Largest of x[:n], a lane-width at a time (x padded to a lane multiple with copies of x[n - 1]).
+template <typename T> static inline T max_of(const T* x, int64_t n) {
+    typedef typename Lanes<T>::V V;
+    const int L = Lanes<T>::n;
+    V m = load(x);
+    for (int64_t j = L; j < n; j += L) {
+        V y = load(x + j);
+        m = y > m ? y : m;
+    }
+    T lanes[L];
+    store(lanes, m);
+    T best = lanes[0];
+    for (int u = 1; u < L; ++u) best = lanes[u] > best ? lanes[u] : best;
+    return best;
+}
+
+// Sum of x[:n] (the padding lanes up to a lane multiple are set to 0 first).
+template <typename T> static inline T sum_of(T* x, int64_t n) {
+    typedef typename Lanes<T>::V V;
+    const int L = Lanes<T>::n;
+    for (int64_t j = n; j % L; ++j) x[j] = 0;
+    V s = splat<T>(0);
+    for (int64_t j = 0; j < n; j += L) s += load(x + j);
+    T lanes[L];
+    store(lanes, s);
+    T total = 0;
+    for (int u = 0; u < L; ++u) total += lanes[u];
+    return total;
+}
+
+template <typename T> struct Scratch {
+    const T** rows_a;  // key rows (forward) / query rows (key gradient)
+    const T** rows_b;  // value rows / output-gradient rows
+    int64_t* pos;      // column in the backward buffers
+    int64_t* table;    // bias table entry, -1 for none
+    T* w0;             // scores / probabilities
+    T* w1;             // dP / dS
+    T* w2;             // spare weights
+};
+
+template <typename T> static Scratch<T> carve(const AzProblem* p, void* memory) {
+    int64_t n = az_capacity(p) + 8;
+    char* m = (char*)memory;
+    Scratch<T> s;
+    s.rows_a = (const T**)m; m += n * sizeof(void*);
+    s.rows_b = (const T**)m; m += n * sizeof(void*);
+    s.pos = (int64_t*)m; m += n * sizeof(int64_t);
+    s.table = (int64_t*)m; m += n * sizeof(int64_t);
+    s.w0 = (T*)m; m += n * sizeof(double);
+    s.w1 = (T*)m; m += n * sizeof(double);
+    s.w2 = (T*)m;
+    for (int64_t j = 0; j < n; ++j) s.w0[j] = s.w1[j] = s.w2[j] = 0;  // the padded lanes are read, never used
+    return s;
+}
+
+struct Coords { int64_t c[3]; };
+
+static inline Coords coords(const AzProblem* p, int64_t i) {
+    Coords r;
+    r.c[2] = i % p->shape[2];
+    r.c[1] = (i / p->shape[2]) % p->shape[1];
+    r.c[0] = i / (p->shape[2] * p->shape[1]);
+    return r;
+}
+
+static inline int64_t flat(const AzProblem* p, int64_t x, int64_t y, int64_t z) {
+    return (x * p->shape[1] + y) * p->shape[2] + z;
+}
+
+static inline int64_t div_exact(int64_t a, int64_t d) { return d == 1 ? a : a / d; }
+
+// What a gather records beside the rows: buffer columns (backward), bias entries (with a bias).
+enum Record { kRows = 0, kColumns = 1, kBias = 2 };
+
+// The keys of query i: rows of k / v (of one head) and, as asked, their buffer columns and bias entries.
+template <typename T>
+static int64_t gather_keys(const AzProblem* p, int64_t i, const T* k, const T* v, int record, Scratch<T>& s) {
+    Coords q = coords(p, i);
+    int64_t start[3], count[3];
+    for (int a = 0; a < 3; ++a) {
+        start[a] = p->axis[a][q.c[a]];
+        count[a] = p->axis[a][p->shape[a] + q.c[a]];
+    }
+    const int64_t* d = p->dilation;
+    const int64_t* r = p->radius;
+    const int64_t D = p->dim, Dv = p->value_dim, kz = d[2] * D, vz = d[2] * Dv, inverse = az_inverse(p);
+    int64_t n = 0;
+    for (int64_t a = 0; a < count[0]; ++a) {
+        int64_t x = start[0] + a * d[0];
+        for (int64_t b = 0; b < count[1]; ++b) {
+            int64_t y = start[1] + b * d[1];
+            int64_t j = flat(p, x, y, start[2]);
+            const T* kr = k + j * D;
+            const T* vr = v + j * Dv;
+            for (int64_t c = 0; c < count[2]; ++c, kr += kz, vr += vz) {
+                s.rows_a[n + c] = kr;
+                s.rows_b[n + c] = vr;
+            }
+            if (record & kColumns) {  // where this query's entry goes in each key's row of the buffers
+                const int64_t* inv[3] = {p->axis[0] + 2 * p->shape[0], p->axis[1] + 2 * p->shape[1],
+                                         p->axis[2] + 2 * p->shape[2]};
+                int64_t row = (div_exact(q.c[0] - inv[0][x], d[0]) * p->inverse_window[1] +
+                               div_exact(q.c[1] - inv[1][y], d[1])) * p->inverse_window[2];
+                for (int64_t c = 0; c < count[2]; ++c) {
+                    int64_t z = start[2] + c * d[2];
+                    s.pos[n + c] = (j + c * d[2]) * inverse + row + div_exact(q.c[2] - inv[2][z], d[2]);
+                }
+            }
+            if (record & kBias) {
+                int64_t row = ((div_exact(x - q.c[0], d[0]) + r[0]) * (2 * r[1] + 1) + div_exact(y - q.c[1], d[1]) +
+                               r[1]) * (2 * r[2] + 1) + div_exact(start[2] - q.c[2], d[2]) + r[2];
+                for (int64_t c = 0; c < count[2]; ++c) s.table[n + c] = row + c;
+            }
+            n += count[2];
+        }
+    }
+    const uint8_t* sinks = p->sink_visible + i * p->num_sinks;
+    for (int64_t t = 0; t < p->num_sinks; ++t) {
+        if (!sinks[t]) continue;
+        s.rows_a[n] = k + t * D;
+        s.rows_b[n] = v + t * Dv;
+        s.pos[n] = az_tokens(p) * inverse + i * p->num_sinks + t;
+        s.table[n] = -1;
+        ++n;
+    }
+    return n;
+}
+
+// Scores of query row qi against the n gathered keys, scaled and biased: s.w0[:n] (padded to a lane multiple).
+template <typename T>
+static void scores(const AzProblem* p, const T* qi, const T* rpb_h, int64_t n, Scratch<T>& s) {
+    dots(qi, s.rows_a, n, p->dim, (T)p->scale, s.w0);
+    if (!rpb_h) return;
+    for (int64_t j = 0; j < n; ++j)
+        if (s.table[j] >= 0) s.w0[j] += rpb_h[s.table[j]];
+    for (int64_t j = n; j % Lanes<T>::n; ++j) s.w0[j] = s.w0[n - 1];
+}
+
+static inline int64_t kv_head(const AzProblem* p, int64_t h) { return h / (p->heads / p->kv_heads); }
+
+template <typename T>
+static void forward(const AzProblem* p, const T* q, const T* k, const T* v, const T* rpb, T* out, T* lse,
+                    int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
+    Scratch<T> s = carve<T>(p, scratch);
+    const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim;
+    const int64_t bh = b * p->heads + h, bg = b * p->kv_heads + kv_head(p, h);
+    const T* kh = k + bg * N * D;
+    const T* vh = v + bg * N * Dv;
+    const T* rpb_h = rpb ? rpb + h * az_table(p) : 0;
+    for (int64_t i = i0; i < i1; ++i) {
+        T* oi = out + (bh * N + i) * Dv;
+        for (int64_t e = 0; e < Dv; ++e) oi[e] = 0;
+        int64_t n = gather_keys(p, i, kh, vh, rpb ? kBias : kRows, s);
+        if (n == 0) {
+            lse[bh * N + i] = -INFINITY;
+            continue;
+        }
+        scores(p, q + (bh * N + i) * D, rpb_h, n, s);
+        T m = max_of(s.w0, n);
+        exp_shifted(s.w0, n, m);
+        T l = sum_of(s.w0, n);
+        weighted_sum(s.rows_b, s.w0, n, Dv, oi);
+        const T inv = (T)1 / l;
+        for (int64_t e = 0; e < Dv; ++e) oi[e] *= inv;
+        lse[bh * N + i] = m + (T)log((double)l);
+    }
+}
+
+template <typename T>
+static void query_grad(const AzProblem* p, const T* q, const T* k, const T* v, const T* rpb, const T* out,
+                       const T* lse, const T* dout, T* dq, T* probs, T* dscores, T* drpb, int64_t b, int64_t h,
+                       int64_t i0, int64_t i1, void* scratch) {
+    Scratch<T> s = carve<T>(p, scratch);
+    const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim, S = p->num_sinks, sinks = N * az_inverse(p);
+    const int64_t bh = b * p->heads + h, bg = b * p->kv_heads + kv_head(p, h);
+    const T* kh = k + bg * N * D;
+    const T* vh = v + bg * N * Dv;
+    const T* rpb_h = rpb ? rpb + h * az_table(p) : 0;
+    const T scale = (T)p->scale;
+    for (int64_t i = i0; i < i1; ++i) {
+        T* dqi = dq + (bh * N + i) * D;
+        for (int64_t e = 0; e < D; ++e) dqi[e] = 0;
+        for (int64_t t = 0; t < S; ++t) probs[sinks + i * S + t] = dscores[sinks + i * S + t] = 0;
+        int64_t n = gather_keys(p, i, kh, vh, rpb ? kColumns | kBias : kColumns, s);
+        if (n == 0) continue;
+        scores(p, q + (bh * N + i) * D, rpb_h, n, s);
+        exp_shifted(s.w0, n, lse[bh * N + i]);
+        const T* doi = dout + (bh * N + i) * Dv;
+        dots(doi, s.rows_b, n, Dv, (T)1, s.w1);
+        const T* oi = out + (bh * N + i) * Dv;
+        T delta = 0;
+        for (int64_t e = 0; e < Dv; ++e) delta += doi[e] * oi[e];
+        for (int64_t j = 0; j < n; ++j) {
+            s.w1[j] = s.w0[j] * (s.w1[j] - delta);
+            probs[s.pos[j]] = s.w0[j];
+            dscores[s.pos[j]] = s.w1[j];
+        }
+        if (drpb)
+            for (int64_t j = 0; j < n; ++j)
+                if (s.table[j] >= 0) drpb[s.table[j]] += s.w1[j];
+        weighted_sum(s.rows_a, s.w1, n, D, dqi);
+        for (int64_t e = 0; e < D; ++e) dqi[e] *= scale;
+    }
+}
+
+template <typename T>
+static void key_grad(const AzProblem* p, const T* q, const T* dout, const T* probs, const T* dscores, T* dk, T* dv,
+                     int64_t b, int64_t g, int64_t j0, int64_t j1, void* scratch) {
+    Scratch<T> s = carve<T>(p, scratch);
+    const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim, S = p->num_sinks, inverse = az_inverse(p);
+    const int64_t group = p->heads / p->kv_heads, bg = b * p->kv_heads + g, buffer = az_buffer(p);
+    const int64_t* d = p->dilation;
+    const int64_t* iw = p->inverse_window;
+    const T scale = (T)p->scale;
+    for (int64_t j = j0; j < j1; ++j) {
+        T* dkj = dk + (bg * N + j) * D;
+        T* dvj = dv + (bg * N + j) * Dv;
+        for (int64_t e = 0; e < D; ++e) dkj[e] = 0;
+        for (int64_t e = 0; e < Dv; ++e) dvj[e] = 0;
+        Coords key = coords(p, j);
+        int64_t start[3], count[3];
+        for (int a = 0; a < 3; ++a) {
+            start[a] = p->axis[a][2 * p->shape[a] + key.c[a]];
+            count[a] = p->axis[a][3 * p->shape[a] + key.c[a]];
+        }
+        for (int64_t r = 0; r < group; ++r) {
+            const int64_t bh = b * p->heads + g * group + r;
+            const T* prob_h = probs + r * buffer;
+            const T* ds_h = dscores + r * buffer;
+            const T* qh = q + bh * N * D;
+            const T* doh = dout + bh * N * Dv;
+            int64_t n = 0;
+            for (int64_t a = 0; a < count[0]; ++a) {
+                for (int64_t bb = 0; bb < count[1]; ++bb, n += count[2]) {
+                    int64_t i = flat(p, start[0] + a * d[0], start[1] + bb * d[1], start[2]);
+                    const T* qr = qh + i * D;
+                    const T* dor = doh + i * Dv;
+                    for (int64_t c = 0; c < count[2]; ++c, qr += d[2] * D, dor += d[2] * Dv) {
+                        s.rows_a[n + c] = qr;
+                        s.rows_b[n + c] = dor;
+                    }
+                    int64_t entry = j * inverse + (a * iw[1] + bb) * iw[2];
+                    memcpy(s.w0 + n, ds_h + entry, count[2] * sizeof(T));
+                    memcpy(s.w1 + n, prob_h + entry, count[2] * sizeof(T));
+                }
+            }
+            if (j < S) {
+                for (int64_t i = 0; i < N; ++i) {
+                    if (!p->sink_visible[i * S + j]) continue;
+                    s.rows_a[n] = qh + i * D;
+                    s.rows_b[n] = doh + i * Dv;
+                    s.w0[n] = ds_h[N * inverse + i * S + j];
+                    s.w1[n] = prob_h[N * inverse + i * S + j];
+                    ++n;
+                }
+            }
+            weighted_sum(s.rows_a, s.w0, n, D, dkj);
+            weighted_sum(s.rows_b, s.w1, n, Dv, dvj);
+        }
+        for (int64_t e = 0; e < D; ++e) dkj[e] *= scale;
+    }
+}
+
+// The table's untyped entry points: dtype 0 runs the float kernels, 1 the double ones.
+static void forward_any(const AzProblem* p, int dtype, const void* q, const void* k, const void* v, const void* rpb,
+                        void* out, void* lse, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
+    if (dtype == 0)
+        forward(p, (const float*)q, (const float*)k, (const float*)v, (const float*)rpb, (float*)out, (float*)lse, b,
+                h, i0, i1, scratch);
+    else
+        forward(p, (const double*)q, (const double*)k, (const double*)v, (const double*)rpb, (double*)out,
+                (double*)lse, b, h, i0, i1, scratch);
+}
+
+static void query_grad_any(const AzProblem* p, int dtype, const void* q, const void* k, const void* v,
+                           const void* rpb, const void* out, const void* lse, const void* dout, void* dq, void* probs,
+                           void* dscores, void* drpb, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
+    if (dtype == 0)
+        query_grad(p, (const float*)q, (const float*)k, (const float*)v, (const float*)rpb, (const float*)out,
+                   (const float*)lse, (const float*)dout, (float*)dq, (float*)probs, (float*)dscores, (float*)drpb,
+                   b, h, i0, i1, scratch);
+    else
+        query_grad(p, (const double*)q, (const double*)k, (const double*)v, (const double*)rpb, (const double*)out,
+                   (const double*)lse, (const double*)dout, (double*)dq, (double*)probs, (double*)dscores,
+                   (double*)drpb, b, h, i0, i1, scratch);
+}
+
+static void key_grad_any(const AzProblem* p, int dtype, const void* q, const void* dout, const void* probs,
+                         const void* dscores, void* dk, void* dv, int64_t b, int64_t g, int64_t j0, int64_t j1,
+                         void* scratch) {
+    if (dtype == 0)
+        key_grad(p, (const float*)q, (const float*)dout, (const float*)probs, (const float*)dscores, (float*)dk,
+                 (float*)dv, b, g, j0, j1, scratch);
+    else
+        key_grad(p, (const double*)q, (const double*)dout, (const double*)probs, (const double*)dscores, (double*)dk,
+                 (double*)dv, b, g, j0, j1, scratch);
+}
+
+}  // namespace
+
+extern "C" void AZ_JOIN(az_kernels, AZ_ISA)(AzKernels* table) {
+    table->forward = forward_any;
+    table->query_grad = query_grad_any;
+    table->key_grad = key_grad_any;
+}

@@ -1,0 +1,98 @@
+// Fused local attention on CPU (attnzoo.ops.native): the problem description shared by the driver (driver.cpp,
+// compiled once for the baseline ISA) and the compute kernels (kernels.cpp, compiled once per ISA).
+//
+// A problem is softmax attention on a grid of up to three axes (1-D and 2-D grids are padded with axes of
+// length 1) where every query sees a rectangle of keys: on each axis a run of `count` positions starting at
+// `start`, `dilation` apart. Optional: a relative position bias table per query head, indexed by the offset
+// key - query in dilation units; the first `num_sinks` tokens as extra keys where `sink_visible` says so.
+// Every per-axis window must be monotone (start and end never decrease with the query), so that the queries
+// seeing one key are a run too: the driver's key-centric backward relies on that (checked in Python).
+//
+// Nothing here may be a non-static inline function or use a C++ standard-library template: those are emitted as
+// COMDAT sections that the linker merges across translation units, so an AVX2 copy could replace the baseline
+// one and crash a CPU without AVX2.
+#pragma once
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int64_t batch, heads, kv_heads, dim, value_dim, num_sinks, threads;
+    int64_t shape[3];          // grid, row-major; N = shape[0] * shape[1] * shape[2]
+    int64_t window[3];         // most keys a query sees per axis: the row stride of the backward buffers
+    int64_t inverse_window[3]; // most queries that see one key, per axis
+    int64_t dilation[3];
+    int64_t radius[3];         // bias table (heads, 2 r0 + 1, 2 r1 + 1, 2 r2 + 1), read when rpb != NULL
+    const int64_t* axis[3];    // per axis (4, shape[a]) row-major: key start, key count, query start, query count
+    const uint8_t* sink_visible; // (N, num_sinks): query i also sees sink t (never when t is in its rectangle)
+    double scale;
+} AzProblem;
+
+// The per-ISA compute kernels, for dtype 0 (float32) or 1 (float64): each processes the queries [i0, i1) (or the
+// keys [j0, j1)) of one head; pointers are to whole (B, heads, N, dim) tensors.
+typedef struct {
+    void (*forward)(const AzProblem*, int dtype, const void* q, const void* k, const void* v, const void* rpb,
+                    void* out, void* lse, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch);
+    // dq of the queries [i0, i1) of head h; writes the probabilities P and the score gradients dS of those queries
+    // into the head's buffers (az_buffer entries each) and adds dS to drpb (a (table,) partial sum of this work
+    // item) when given.
+    void (*query_grad)(const AzProblem*, int dtype, const void* q, const void* k, const void* v, const void* rpb,
+                       const void* out, const void* lse, const void* dout, void* dq, void* probs, void* dscores,
+                       void* drpb, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch);
+    // dk, dv of the keys [j0, j1) of KV head g from the P / dS buffers of its query heads (heads / kv_heads of
+    // them, az_buffer entries each, written by query_grad).
+    void (*key_grad)(const AzProblem*, int dtype, const void* q, const void* dout, const void* probs,
+                     const void* dscores, void* dk, void* dv, int64_t b, int64_t g, int64_t j0, int64_t j1,
+                     void* scratch);
+} AzKernels;
+
+void az_kernels_generic(AzKernels* table);
+void az_kernels_avx2(AzKernels* table);
+
+// The driver's entry points (driver.cpp). isa: 0 = the best this CPU runs, 1 = generic, 2 = AVX2 + FMA.
+// dtype: 0 = float32, 1 = float64. Return 0 on success, 1 when memory ran out, 2 for an ISA this CPU lacks.
+int az_isa_supported(int isa);
+int az_local_forward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
+                     const void* rpb, void* out, void* lse);
+int az_local_backward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
+                      const void* rpb, const void* out, const void* lse, const void* dout, void* dq, void* dk,
+                      void* dv, void* drpb);
+
+#ifdef __cplusplus
+}
+#endif
+
+static inline int64_t az_tokens(const AzProblem* p) { return p->shape[0] * p->shape[1] * p->shape[2]; }
+
+static inline int64_t az_rectangle(const AzProblem* p) { return p->window[0] * p->window[1] * p->window[2]; }
+
+static inline int64_t az_inverse(const AzProblem* p) {
+    return p->inverse_window[0] * p->inverse_window[1] * p->inverse_window[2];
+}
+
+// Entries of one head's backward buffers (P and dS): key-major, a row of az_inverse entries per key (the queries
+// that see it, in the order the key gradient reads them), then a row of num_sinks entries per query.
+static inline int64_t az_buffer(const AzProblem* p) { return az_tokens(p) * (az_inverse(p) + p->num_sinks); }
+
+// Keys one query sees at most.
+static inline int64_t az_keys(const AzProblem* p) { return az_rectangle(p) + p->num_sinks; }
+
+static inline int64_t az_table(const AzProblem* p) {
+    return (2 * p->radius[0] + 1) * (2 * p->radius[1] + 1) * (2 * p->radius[2] + 1);
+}
+
+// Entries a work item gathers at most: a query's keys, or a key's queries (all N of them for a sink).
+static inline int64_t az_capacity(const AzProblem* p) {
+    int64_t inverse = az_inverse(p);
+    if (p->num_sinks) inverse += az_tokens(p);
+    int64_t keys = az_keys(p);
+    return keys > inverse ? keys : inverse;
+}
+
+// Scratch bytes one thread needs: row pointers, positions and weights for az_capacity entries, padded by a vector.
+static inline int64_t az_scratch_bytes(const AzProblem* p) {
+    int64_t n = az_capacity(p) + 8;
+    return n * (int64_t)(2 * sizeof(void*) + 2 * sizeof(int64_t) + 3 * sizeof(double)) + 64;
+}

@@ -1,0 +1,112 @@
+"""The native local-attention kernel as a ``torch.library`` custom op: forward (output and log-sum-exp), a
+first-order backward (input and bias gradients), fake (meta) implementations so that ``torch.compile`` traces it.
+
+Tensors are ``(B, H, N, D)`` queries, ``(B, Hkv, N, D)`` keys, ``(B, Hkv, N, Dv)`` values with ``H % Hkv == 0``
+(grouped KV heads read in place, their gradients summed over each group without atomics), float32 or float64 on
+CPU; the geometry is a :class:`~attnzoo.ops.native.plan.LocalPlan`. Threads: ``torch.get_num_threads()`` at call
+time. ``isa``: 0 the best this CPU runs, 1 the generic kernels, 2 AVX2 + FMA (see :mod:`attnzoo.ops.native.isa`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from attnzoo.ops.native.build import library
+from attnzoo.ops.native.plan import LocalPlan, problem
+from attnzoo.validation import first_order_only
+
+IMPLEMENTATION = "the native local-attention kernel (attnzoo.ops.native, impl='native')"
+DTYPES = {torch.float32: 0, torch.float64: 1}
+_OUT_OF_MEMORY, _NO_ISA = 1, 2
+
+
+def _pointer(t: torch.Tensor | None) -> ctypes.c_void_p:
+    return ctypes.c_void_p(None if t is None else t.data_ptr())
+
+
+def _check(status: int, isa: int) -> None:
+    if status == _OUT_OF_MEMORY:
+        raise MemoryError("native local attention: allocating its work buffers failed")
+    if status == _NO_ISA:
+        raise RuntimeError(f"native local attention: isa={isa} is not supported by this CPU")
+
+
+@torch.library.custom_op("attnzoo::native_local_attention", mutates_args=(), device_types="cpu")
+def native_forward(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, rpb: torch.Tensor | None,
+                   axes: torch.Tensor, sinks: torch.Tensor, geometry: list[int], scale: float,
+                   isa: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(out (B, H, N, Dv), lse (B, H, N))``."""
+    q, k, v = query.contiguous(), key.contiguous(), value.contiguous()
+    rpb = None if rpb is None else rpb.contiguous()
+    out = q.new_empty(*q.shape[:3], v.shape[3])
+    lse = q.new_empty(q.shape[:3])
+    p = problem(axes, sinks, geometry, q, k, v, scale, torch.get_num_threads())
+    status = library().az_local_forward(ctypes.byref(p), DTYPES[q.dtype], isa, _pointer(q), _pointer(k),
+                                        _pointer(v), _pointer(rpb), _pointer(out), _pointer(lse))
+    _check(status, isa)
+    return out, lse
+
+
+@native_forward.register_fake
+def _(query, key, value, rpb, axes, sinks, geometry, scale, isa):  # noqa: ANN001, ANN202
+    return query.new_empty(*query.shape[:3], value.shape[3]), query.new_empty(query.shape[:3])
+
+
+@torch.library.custom_op("attnzoo::native_local_attention_backward", mutates_args=(), device_types="cpu")
+def native_backward(grad_out: torch.Tensor, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    rpb: torch.Tensor | None, out: torch.Tensor, lse: torch.Tensor, axes: torch.Tensor,
+                    sinks: torch.Tensor, geometry: list[int], scale: float,
+                    isa: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dq, dk, dv, drpb)``; ``drpb`` is empty without a bias."""
+    q, k, v, o, do = (t.contiguous() for t in (query, key, value, out, grad_out))
+    rpb = None if rpb is None else rpb.contiguous()
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    drpb = q.new_zeros(0) if rpb is None else torch.zeros_like(rpb)
+    p = problem(axes, sinks, geometry, q, k, v, scale, torch.get_num_threads())
+    status = library().az_local_backward(
+        ctypes.byref(p), DTYPES[q.dtype], isa, _pointer(q), _pointer(k), _pointer(v), _pointer(rpb), _pointer(o),
+        _pointer(lse.contiguous()), _pointer(do), _pointer(dq), _pointer(dk), _pointer(dv),
+        _pointer(None if rpb is None else drpb))
+    _check(status, isa)
+    return dq, dk, dv, drpb
+
+
+@native_backward.register_fake
+def _(grad_out, query, key, value, rpb, out, lse, axes, sinks, geometry, scale, isa):  # noqa: ANN001, ANN202
+    drpb = query.new_empty(0) if rpb is None else torch.empty_like(rpb)
+    return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value), drpb
+
+
+def _setup_context(ctx, inputs: tuple, output: tuple) -> None:  # noqa: ANN001
+    query, key, value, rpb, axes, sinks, geometry, scale, isa = inputs
+    out, lse = output
+    ctx.save_for_backward(query, key, value, rpb, out, lse, axes, sinks)
+    ctx.geometry, ctx.scale, ctx.isa = geometry, scale, isa
+
+
+@first_order_only(IMPLEMENTATION)
+def _backward(ctx, grad_out: torch.Tensor, _grad_lse: torch.Tensor | None):  # noqa: ANN001, ANN202
+    query, key, value, rpb, out, lse, axes, sinks = ctx.saved_tensors
+    dq, dk, dv, drpb = native_backward(grad_out, query, key, value, rpb, out, lse, axes, sinks, ctx.geometry,
+                                       ctx.scale, ctx.isa)
+    return dq, dk, dv, (None if rpb is None else drpb), None, None, None, None, None
+
+
+native_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def native_local_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, plan: LocalPlan, *,
+                           scale: float, rpb: torch.Tensor | None = None, isa: int = 0) -> torch.Tensor:
+    """``(B, H, *grid, D)`` queries, ``(B, Hkv, *grid, D)`` keys and values -> ``(B, H, *grid, Dv)``.
+
+    ``rpb``: the ``(H, 2 r_1 + 1, ...)`` bias table of the plan's axes (axes of the grid only, not the padding).
+    The log-sum-exp is computed but not returned (the backward uses it); time O(N · window · D), memory O(N ·
+    window) for the backward's probabilities, in slabs of heads of at most 64 MB.
+    """
+    grid = query.shape[2:-1]
+    flat = [t.reshape(t.shape[0], t.shape[1], -1, t.shape[-1]) for t in (query, key, value)]
+    table = None if rpb is None else rpb.reshape(rpb.shape[0], -1)
+    out, _ = native_forward(*flat, table, plan.axes, plan.sinks, plan.geometry(), scale, isa)
+    return out.view(*out.shape[:2], *grid, out.shape[-1])

@@ -1,0 +1,34 @@
+"""Neighborhood attention, the fused CPU kernel (:mod:`attnzoo.ops.native`): each query reads its ``k_1 x ... x k_n``
+neighbours in place, no tiles, no gathered copies; forward and backward (input and bias gradients)."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from attnzoo.masks import NeighborhoodPattern, neighborhood_window
+from attnzoo.ops.dropin import DropIn
+from attnzoo.ops.native import LocalPlan, local_plan, native_local_attention
+from attnzoo.ops.neighborhood.reference import rpb_radius
+
+
+@functools.lru_cache(maxsize=32)
+def neighborhood_native_plan(pattern: NeighborhoodPattern) -> LocalPlan:
+    """Per axis, the run of in-group keys of every query (NATTEN's window, clipped at 0 on causal axes)."""
+    starts, counts = [], []
+    for length, k, d, causal in zip(pattern.shape, pattern.kernel_size, pattern.dilation, pattern.is_causal):
+        i = torch.arange(length)
+        low, high = neighborhood_window(i, length, k, d, causal)
+        low = torch.clamp(low, min=0)
+        starts.append(i % d + d * low)
+        counts.append(high - low + 1)
+    return local_plan(pattern.shape, starts, counts, pattern.dilation, pattern.kernel_size, rpb_radius(pattern))
+
+
+def neighborhood_native(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
+                        pattern: NeighborhoodPattern, rpb: torch.Tensor | None, scale: float,
+                        dropin: DropIn = DropIn()) -> torch.Tensor:
+    """``(B, H, *grid, D)`` -> ``(B, H, *grid, Dv)``; time O(N · prod(k) · D), memory O(N · prod(k)) in the
+    backward. Grouped KV heads (``dropin.gqa``) are read in place."""
+    return native_local_attention(query, key, value, neighborhood_native_plan(pattern), scale=scale, rpb=rpb)
