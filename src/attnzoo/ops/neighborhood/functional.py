@@ -31,8 +31,14 @@ import torch
 from attnzoo.masks import NeighborhoodPattern
 from attnzoo.ops.dropin import DropIn, check_dropin
 from attnzoo.registry import CallFacts, select_implementation
-from attnzoo.validation import check_float_tensors, check_scale, check_tensor_like, empty_output, \
-    per_axis, per_axis_flags
+from attnzoo.validation import (
+    check_float_tensors,
+    check_scale,
+    check_tensor_like,
+    empty_output,
+    per_axis,
+    per_axis_flags,
+)
 
 LAYOUTS = {1: "(B, H, N, D)", 2: "(B, H, X, Y, D)", 3: "(B, H, X, Y, Z, D)"}
 VARIANT_NAMES = {1: "neighborhood_attention_1d", 2: "neighborhood_attention_2d", 3: "neighborhood_attention_3d"}

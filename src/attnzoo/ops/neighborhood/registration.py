@@ -8,13 +8,16 @@ from typing import Any
 from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, CUSTOM_BACKWARD, FLEX_COMPILED, NATIVE_CPU
 from attnzoo.layers.neighborhood import NeighborhoodAttention1D, NeighborhoodAttention2D, NeighborhoodAttention3D
 from attnzoo.ops.neighborhood.flex import neighborhood_flex
-from attnzoo.ops.neighborhood.functional import VARIANT_NAMES, neighborhood_attention_1d, \
-    neighborhood_attention_2d, neighborhood_attention_3d
+from attnzoo.ops.neighborhood.functional import (
+    VARIANT_NAMES,
+    neighborhood_attention_1d,
+    neighborhood_attention_2d,
+    neighborhood_attention_3d,
+)
 from attnzoo.ops.neighborhood.native import neighborhood_native
 from attnzoo.ops.neighborhood.reference import neighborhood_reference
 from attnzoo.ops.neighborhood.tiled import neighborhood_tiled
-from attnzoo.registry import GRID_2D, GRID_3D, IMAGE, SEQUENCE, TOKENS, VOLUME, Implementation, Paper, Variant, \
-    register
+from attnzoo.registry import GRID_2D, GRID_3D, IMAGE, SEQUENCE, TOKENS, VOLUME, Implementation, Paper, Variant, register
 
 PAPER = Paper("Faster Neighborhood Attention: Reducing the O(n^2) Cost of Self Attention at the Threadblock Level",
               2024, "2403.04690", 2)

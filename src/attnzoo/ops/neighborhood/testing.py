@@ -8,8 +8,20 @@ from typing import Any
 import torch
 
 from attnzoo.ops.neighborhood.functional import VARIANT_NAMES
-from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, case_future_mask, \
-    dropin_options, flag_error_inputs, qkv_inputs, random_tensor, register_spec, scale_error_inputs
+from attnzoo.testing import (
+    Case,
+    ErrorInput,
+    Inputs,
+    OpTestSpec,
+    bad_layer_option,
+    case_future_mask,
+    dropin_options,
+    flag_error_inputs,
+    qkv_inputs,
+    random_tensor,
+    register_spec,
+    scale_error_inputs,
+)
 
 
 def _inputs(case: Case, dtype: torch.dtype, device: str, generator: torch.Generator) -> Inputs:
