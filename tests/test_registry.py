@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import attnzoo
+from attnzoo.ops.native import unavailable_reason as native_unavailable
 from attnzoo.registry import CallFacts, NotSupportedError, select_implementation
 
 
@@ -31,11 +32,27 @@ def test_create_applies_overrides() -> None:
     assert layer.rpb.shape == (2, 5)
 
 
-def test_auto_picks_tiled_on_cpu_and_explains() -> None:
+def test_auto_picks_the_native_kernel_on_cpu_and_explains() -> None:
+    facts = CallFacts(device="cpu", dtype=torch.float32, needs_grad=True, head_dim=32)
+    fast = "native" if native_unavailable() is None else "tiled"
+    assert select_implementation("neighborhood_attention_2d", "auto", facts).name == fast
+    text = attnzoo.explain("neighborhood_attention_2d", facts)
+    assert f"{fast}: CHOSEN" in text and "flex: cannot run: backward on device=cpu" in text
+    half = CallFacts(device="cpu", dtype=torch.bfloat16, needs_grad=True, head_dim=32)
+    assert select_implementation("neighborhood_attention_2d", "auto", half).name == "tiled"
+    assert "native: cannot run: dtype=torch.bfloat16" in attnzoo.explain("neighborhood_attention_2d", half)
+
+
+def test_without_the_native_library_auto_takes_the_tiled_kernel_and_says_why(monkeypatch) -> None:
+    from attnzoo.ops.native import build
+
+    monkeypatch.setattr(build, "_load", lambda: (None, "no C++ compiler: none of $ATTNZOO_CXX, c++, g++ is on PATH"))
     facts = CallFacts(device="cpu", dtype=torch.float32, needs_grad=True, head_dim=32)
     assert select_implementation("neighborhood_attention_2d", "auto", facts).name == "tiled"
-    text = attnzoo.explain("neighborhood_attention_2d", facts)
-    assert "tiled: CHOSEN" in text and "flex: cannot run: backward on device=cpu" in text
+    assert "native: cannot run: native kernels unavailable: no C++ compiler" in \
+        attnzoo.explain("neighborhood_attention_2d", facts)
+    with pytest.raises(NotSupportedError, match="native kernels unavailable: no C\\+\\+ compiler"):
+        select_implementation("neighborhood_attention_2d", "native", facts)
 
 
 def test_not_supported_error_lists_every_reason() -> None:
@@ -49,7 +66,7 @@ def test_not_supported_error_lists_every_reason() -> None:
 
 def test_unknown_impl_names_the_choices() -> None:
     facts = CallFacts(device="cpu", dtype=torch.float32, needs_grad=False, head_dim=8)
-    with pytest.raises(ValueError, match=r"impl='fast' is not an implementation.*\['tiled', 'flex', 'reference'\]"):
+    with pytest.raises(ValueError, match=r"impl='fast' is not an implementation.*'tiled', 'flex', 'reference'\]"):
         select_implementation("neighborhood_attention_1d", "fast", facts)
 
 
@@ -59,10 +76,11 @@ def test_auto_passes_the_tiled_kernel_over_when_the_neighborhood_covers_most_of_
 
     q = torch.randn(1, 2, 7, 7, 8)
     dense = CallFacts.of([q], coverage=25 / 49)
-    assert select_implementation("neighborhood_attention_2d", "auto", dense).name == "reference"
+    bf16 = CallFacts.of([q.bfloat16()], coverage=25 / 49)  # the native kernel takes no bfloat16: tiled's turn
+    assert select_implementation("neighborhood_attention_2d", "auto", bf16).name == "reference"
     assert "sees 51% of the keys" in explain("neighborhood_attention_2d", dense)
-    assert select_implementation("neighborhood_attention_2d", "auto", CallFacts.of([q], coverage=0.05)).name \
-        == "tiled"
+    assert select_implementation("neighborhood_attention_2d", "auto", CallFacts.of([q.bfloat16()],
+                                                                                   coverage=0.05)).name == "tiled"
     assert select_implementation("neighborhood_attention_2d", "tiled", dense).name == "tiled"  # by name: runs
     torch.testing.assert_close(neighborhood_attention_2d(q, q, q, kernel_size=5),
                                neighborhood_attention_2d(q, q, q, kernel_size=5, impl="tiled"))

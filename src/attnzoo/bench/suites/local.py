@@ -1,9 +1,10 @@
 """The local-family benchmark: 2-D and 1-D neighborhood attention and causal sliding-window attention.
 
 Workloads (fp32, 4 heads): 2-D neighborhood 7x7 on 32x32, 64x64 and 128x128 grids, head dim 32, batch 1 and
-4; 1-D neighborhood k=127 and causal sliding window w=256 at 4k and 16k tokens, head dim 64, batch 1.
-Implementations: ours (``tiled``, compiled ``flex``), the dense masked SDPA baseline, NATTEN (forward) and
-local-attention (sliding window, forward and backward). ``quick`` is a small subset for a first look and the
+4; 3-D neighborhood 3x3x3 and 5x5x5 on 16x16x16, head dim 32, batch 1; 1-D neighborhood k=127 and causal sliding
+window w=256 at 4k and 16k tokens, head dim 64, batch 1. Implementations: ours (the fused ``native`` kernel,
+``tiled``, compiled ``flex``), the dense masked SDPA baseline, NATTEN (forward) and local-attention (sliding
+window, forward and backward). ``quick`` is a small subset for a first look and the
 tests; ``compare`` the batch-1 subset used by ``attnzoo compare``.
 """
 
@@ -18,10 +19,13 @@ import torch
 
 from attnzoo import ops
 from attnzoo.bench.case import Case, Inputs, Workload, attention_flops, select_cases
-from attnzoo.bench.ours import DENSE_SDPA, DEVICE, dense_sdpa_case, flex_block_mask_prepare, registry_case
+from attnzoo.bench.ours import DEVICE, dense_sdpa_case, flex_block_mask_prepare, registry_case
 from attnzoo.bench.peers import local_attention_case, natten_case
 from attnzoo.ops.neighborhood.functional import VARIANT_NAMES, neighborhood_pattern
 from attnzoo.ops.neighborhood.tiled import neighborhood_plan
+from attnzoo.ops.sliding_window.functional import sliding_window_attention
+from attnzoo.ops.sliding_window.patterns import SlidingWindowPattern
+from attnzoo.ops.sliding_window.tiled import sliding_window_plan
 
 FAMILY = "local"
 REFERENCE_SCORE_LIMIT = 2**28
@@ -46,8 +50,10 @@ def _reference(score_entries: int, fn: Callable[[Inputs], torch.Tensor]) -> dict
 
 def _ours(workload: Workload, pattern: Any, run: Callable[[str], Callable[[Inputs, Any], torch.Tensor]],
           plan: Callable[[], Any], device: str) -> list[Case]:
-    """The dense masked SDPA baseline and our tiled (its ``plan`` built as set-up) and compiled Flex paths."""
+    """The dense masked SDPA baseline, our native kernel, the tiled one (its ``plan`` built as set-up) and the
+    compiled Flex path."""
     return [dense_sdpa_case(workload, pattern, device),
+            registry_case(workload, "native", run("native"), device=device),
             registry_case(workload, "tiled", run("tiled"), prepare=plan, device=device),
             registry_case(workload, "flex", run("flex"), prepare=flex_block_mask_prepare(pattern, device),
                           note="torch.compile(flex_attention), block mask cached", device=device)]
@@ -55,7 +61,7 @@ def _ours(workload: Workload, pattern: Any, run: Callable[[str], Callable[[Input
 
 @dataclass(frozen=True)
 class NeighborhoodSpec:
-    """Neighborhood attention with a ``kernel`` window per axis on ``grid`` (1-D or 2-D)."""
+    """Neighborhood attention with a ``kernel`` window per axis on ``grid`` (1-D, 2-D or 3-D)."""
 
     grid: tuple[int, ...]
     kernel: int
@@ -81,7 +87,7 @@ class NeighborhoodSpec:
             **_reference(entries, lambda x: op(x["query"], x["key"], x["value"], self.kernel, impl="reference")))
 
     def op(self) -> Callable[..., torch.Tensor]:
-        """``attnzoo.ops.neighborhood_attention_{1,2}d``."""
+        """``attnzoo.ops.neighborhood_attention_{1,2,3}d``."""
         return getattr(ops, VARIANT_NAMES[len(self.grid)])
 
     def cases(self) -> list[Case]:
@@ -124,14 +130,6 @@ class SlidingWindowSpec:
 
     def cases(self) -> list[Case]:
         workload = self.workload()
-        try:
-            from attnzoo.ops import sliding_window_attention
-            from attnzoo.ops.sliding_window.patterns import SlidingWindowPattern
-            from attnzoo.ops.sliding_window.tiled import sliding_window_plan
-        except ImportError as error:
-            reason = f"attnzoo.ops.sliding_window_attention is not registered yet ({error})"
-            return [Case(workload, impl, lambda x, _: x["query"], baseline=impl == DENSE_SDPA, skip=reason)
-                    for impl in (DENSE_SDPA, "tiled", "flex", "local-attention")]
         pattern = SlidingWindowPattern(self.length, self.window, True, 0)
 
         def run(impl: str) -> Callable[[Inputs, Any], torch.Tensor]:
@@ -144,8 +142,6 @@ class SlidingWindowSpec:
 
 def _sliding_window_reference(window: int) -> Callable[[Inputs], torch.Tensor]:
     def reference(x: Inputs) -> torch.Tensor:
-        from attnzoo.ops import sliding_window_attention
-
         return sliding_window_attention(x["query"], x["key"], x["value"], window, impl="reference")
 
     return reference
@@ -155,6 +151,7 @@ Spec = NeighborhoodSpec | SlidingWindowSpec
 
 FULL: tuple[Spec, ...] = (
     *(NeighborhoodSpec((side, side), 7, batch) for batch in (1, 4) for side in (32, 64, 128)),
+    *(NeighborhoodSpec((16, 16, 16), kernel, 1) for kernel in (3, 5)),
     *(NeighborhoodSpec((length,), 127, 1, head_dim=64) for length in (4096, 16384)),
     *(SlidingWindowSpec(length, 256) for length in (4096, 16384)),
 )

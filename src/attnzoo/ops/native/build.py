@@ -25,6 +25,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import torch
+
 KERNEL_DIR = Path(__file__).parent / "kernel"
 SOURCES = ("local_attention.h", "kernels.cpp", "driver.cpp")
 COMMON_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-Wall", "-Wno-psabi")
@@ -106,9 +108,11 @@ def build() -> Path:
 @functools.lru_cache(maxsize=1)
 def _load() -> tuple[ctypes.CDLL | None, str | None]:
     try:
-        return ctypes.CDLL(str(build())), None
+        lib = ctypes.CDLL(str(build()))
     except (NativeBuildError, OSError) as error:
         return None, str(error)
+    lib.az_backward_workspace.restype = ctypes.c_int64
+    return lib, None
 
 
 def library() -> ctypes.CDLL:
@@ -119,6 +123,7 @@ def library() -> ctypes.CDLL:
     return lib
 
 
+@torch.compiler.assume_constant_result  # constant for the process: torch.compile calls it once, never traces it
 def unavailable_reason() -> str | None:
     """``None`` when the native library builds and loads here, else why not (the first line of the error)."""
     lib, reason = _load()

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 
 AXES = 3
+SLAB_BYTES = 64 << 20
+"""Budget of the backward's P and dS buffers: KV heads are processed in slabs that fit it (at least one a slab)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,10 +47,6 @@ class LocalPlan:
     @property
     def num_sinks(self) -> int:
         return self.sinks.shape[1]
-
-    def geometry(self) -> list[int]:
-        """The integers the custom op carries: shape, dilation, window, inverse window, radius (3 each)."""
-        return [*self.shape, *self.dilation, *self.window, *self.inverse_window, *self.radius]
 
 
 def _inverse_runs(start: torch.Tensor, count: torch.Tensor, dilation: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,23 +100,25 @@ class Problem(ctypes.Structure):
     """``AzProblem`` of ``kernel/local_attention.h``."""
 
     _fields_ = [(name, ctypes.c_int64) for name in
-                ("batch", "heads", "kv_heads", "dim", "value_dim", "num_sinks", "threads")] + [
+                ("batch", "heads", "kv_heads", "dim", "value_dim", "num_sinks", "threads", "slab_bytes")] + [
         (name, ctypes.c_int64 * 3) for name in ("shape", "window", "inverse_window", "dilation", "radius")] + [
         ("axis", ctypes.POINTER(ctypes.c_int64) * 3), ("sink_visible", ctypes.POINTER(ctypes.c_uint8)),
         ("scale", ctypes.c_double)]
 
 
-def problem(axes: torch.Tensor, sinks: torch.Tensor, geometry: Sequence[int], query: torch.Tensor,
-            key: torch.Tensor, value: torch.Tensor, scale: float, threads: int) -> Problem:
+def problem(plan: LocalPlan, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float,
+            threads: int) -> Problem:
     """The C description of a call on ``(B, H, N, D)`` / ``(B, Hkv, N, D)`` / ``(B, Hkv, N, Dv)`` contiguous
-    tensors; ``axes`` and ``sinks`` must stay alive while it is used."""
-    shape, dilation, window, inverse, radius = (geometry[i:i + 3] for i in range(0, 15, 3))
+    tensors; ``plan`` must stay alive while it is used."""
+    axes, sinks = plan.axes, plan.sinks
     p = Problem(batch=query.shape[0], heads=query.shape[1], kv_heads=key.shape[1], dim=query.shape[3],
-                value_dim=value.shape[3], num_sinks=sinks.shape[1], threads=threads, scale=scale)
-    p.shape[:], p.window[:], p.inverse_window[:], p.dilation[:], p.radius[:] = shape, window, inverse, dilation, radius
+                value_dim=value.shape[3], num_sinks=sinks.shape[1], threads=threads, slab_bytes=SLAB_BYTES,
+                scale=scale)
+    p.shape[:], p.window[:], p.inverse_window[:] = plan.shape, plan.window, plan.inverse_window
+    p.dilation[:], p.radius[:] = plan.dilation, plan.radius
     offset = 0
     for a in range(AXES):
         p.axis[a] = ctypes.cast(axes.data_ptr() + offset * axes.element_size(), ctypes.POINTER(ctypes.c_int64))
-        offset += 4 * shape[a]
+        offset += 4 * plan.shape[a]
     p.sink_visible = ctypes.cast(sinks.data_ptr(), ctypes.POINTER(ctypes.c_uint8))
     return p

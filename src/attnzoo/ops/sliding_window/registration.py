@@ -11,6 +11,7 @@ from attnzoo.capabilities import (
     CUSTOM_BACKWARD,
     DROP_IN,
     FLEX_COMPILED,
+    NATIVE_CPU,
 )
 from attnzoo.fitting import largest_divisor
 from attnzoo.layers.sliding_window import (
@@ -25,6 +26,7 @@ from attnzoo.ops.sliding_window.functional import (
     sliding_window_attention,
 )
 from attnzoo.ops.sliding_window.grouped import grouped_attention
+from attnzoo.ops.sliding_window.native import sliding_window_native
 from attnzoo.ops.sliding_window.reference import sequence_reference
 from attnzoo.ops.sliding_window.tiled import sliding_window_tiled
 from attnzoo.registry import SEQUENCE, TOKENS, Implementation, Paper, Variant, register
@@ -64,6 +66,9 @@ register(Variant(
     summary="1-D sliding window (causal Mistral-style or centred bidirectional) with optional global sink tokens",
     op=sliding_window_attention,
     implementations={
+        "native": Implementation("native", sliding_window_native, replace(NATIVE_CPU, features=NATIVE_CPU.features
+                                                                          - {"dilation", "bias"}),
+                                 "fused C++ kernel: each query reads its window (+ sinks) in place; O(N * window)"),
         "tiled": Implementation("tiled", sliding_window_tiled,
                                 replace(CUSTOM_BACKWARD, features=CUSTOM_BACKWARD.features | {"gqa"}),
                                 "query tiles x gathered key windows (+ sinks) as batched GEMMs; O(N * window) memory"),

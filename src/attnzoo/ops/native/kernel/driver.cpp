@@ -4,7 +4,11 @@
 //
 // Backward runs in slabs of KV heads whose buffers of P and dS (az_buffer entries per query head) fit a budget: first every
 // query item of the slab (dq, P, dS, bias-gradient partial sums), then every key item (dk, dv). The bias gradient
-// is the sum of the per-item partials in item order, so results do not depend on the thread schedule.
+// is the sum of the per-item partials in item order, so results do not depend on the thread schedule. Those buffers
+// live in a workspace the caller allocates (az_backward_workspace bytes: a torch tensor, so that torch's memory
+// accounting sees them); only each thread's scratch (row pointers and weights of one query or key) is allocated here.
+#include <string.h>
+
 #include <atomic>
 #include <new>
 #include <thread>
@@ -15,7 +19,6 @@
 namespace {
 
 const int64_t kItem = 32;               // queries or keys per work item
-const int64_t kSlabBytes = 64ll << 20;  // budget of one slab's P and dS buffers
 
 bool cpu_has_avx2_fma() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
@@ -77,40 +80,45 @@ extern "C" int az_local_forward(const AzProblem* p, int dtype, int isa, const vo
     return ok ? 0 : 1;
 }
 
+// Units (KV heads of one batch entry) per slab and the bytes of a slab's P and dS buffers.
+static void slab_of(const AzProblem* p, int64_t size, int64_t* units, int64_t* unit_bytes) {
+    *unit_bytes = (p->heads / p->kv_heads) * az_buffer(p) * size;
+    int64_t total = p->batch * p->kv_heads, slab = p->slab_bytes / (2 * *unit_bytes);
+    *units = slab < 1 ? 1 : (slab > total ? total : slab);
+}
+
+extern "C" int64_t az_backward_workspace(const AzProblem* p, int dtype) {
+    const int64_t size = dtype == 0 ? 4 : 8;
+    int64_t units, unit_bytes;
+    slab_of(p, size, &units, &unit_bytes);
+    int64_t partial = units * (p->heads / p->kv_heads) * chunks(az_tokens(p)) * az_table(p);  // bias partial sums
+    return 2 * units * unit_bytes + partial * size;
+}
+
 extern "C" int az_local_backward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
                                  const void* rpb, const void* out, const void* lse, const void* dout, void* dq,
-                                 void* dk, void* dv, void* drpb) {
+                                 void* dk, void* dv, void* drpb, void* workspace) {
     AzKernels table;
     if (!pick(isa, &table)) return 2;
     const int64_t size = dtype == 0 ? 4 : 8;
-    const int64_t N = az_tokens(p), group = p->heads / p->kv_heads, per_head = chunks(N);
-    const int64_t head_bytes = az_buffer(p) * size, unit_bytes = group * head_bytes, units = p->batch * p->kv_heads, tab = az_table(p);
-    int64_t slab = kSlabBytes / (2 * unit_bytes);
-    slab = slab < 1 ? 1 : (slab > units ? units : slab);
-    std::vector<char> probs, dscores, partial;
-    try {
-        probs.resize(slab * unit_bytes);
-        dscores.resize(slab * unit_bytes);
-    } catch (const std::bad_alloc&) {
-        return 1;
-    }
-    for (int64_t first = 0; first < units; first += slab) {
-        const int64_t count = first + slab < units ? slab : units - first;
+    const int64_t N = az_tokens(p), group = p->heads / p->kv_heads, per_head = chunks(N), tab = az_table(p);
+    const int64_t total = p->batch * p->kv_heads;
+    int64_t slab, unit_bytes;
+    slab_of(p, size, &slab, &unit_bytes);
+    char* probs = (char*)workspace;
+    char* dscores = probs + slab * unit_bytes;
+    char* partial = dscores + slab * unit_bytes;
+    for (int64_t first = 0; first < total; first += slab) {
+        const int64_t count = first + slab < total ? slab : total - first;
         const int64_t query_items = count * group * per_head;
-        if (drpb) {
-            try {
-                partial.assign(query_items * tab * size, 0);  // all-zero bytes are 0.0 in both dtypes
-            } catch (const std::bad_alloc&) {
-                return 1;
-            }
-        }
+        if (drpb) memset(partial, 0, query_items * tab * size);  // all-zero bytes are 0.0 in both dtypes
         bool ok = parallel_items(p, query_items, [&](int64_t item, void* scratch) {
             int64_t unit = item / (group * per_head), r = (item / per_head) % group, i0, i1;
-            int64_t bg = first + unit, head_buffer = (unit * group + r) * head_bytes;
+            int64_t bg = first + unit, head_buffer = (unit * group + r) * (unit_bytes / group);
             span(item % per_head, N, &i0, &i1);
-            void* part = drpb ? partial.data() + item * tab * size : nullptr;
-            table.query_grad(p, dtype, q, k, v, rpb, out, lse, dout, dq, probs.data() + head_buffer,
-                             dscores.data() + head_buffer, part, bg / p->kv_heads, (bg % p->kv_heads) * group + r,
+            void* part = drpb ? partial + item * tab * size : nullptr;
+            table.query_grad(p, dtype, q, k, v, rpb, out, lse, dout, dq, probs + head_buffer,
+                             dscores + head_buffer, part, bg / p->kv_heads, (bg % p->kv_heads) * group + r,
                              i0, i1, scratch);
         });
         if (!ok) return 1;
@@ -118,15 +126,15 @@ extern "C" int az_local_backward(const AzProblem* p, int dtype, int isa, const v
             int64_t bg = first + item / (group * per_head), h = (bg % p->kv_heads) * group + (item / per_head) % group;
             for (int64_t e = 0; e < tab; ++e) {
                 if (dtype == 0)
-                    ((float*)drpb)[h * tab + e] += ((const float*)partial.data())[item * tab + e];
+                    ((float*)drpb)[h * tab + e] += ((const float*)partial)[item * tab + e];
                 else
-                    ((double*)drpb)[h * tab + e] += ((const double*)partial.data())[item * tab + e];
+                    ((double*)drpb)[h * tab + e] += ((const double*)partial)[item * tab + e];
             }
         }
         ok = parallel_items(p, count * per_head, [&](int64_t item, void* scratch) {
-            int64_t unit = item / per_head, bg = first + unit, unit_buffer = unit * unit_bytes, j0, j1;
+            int64_t unit = item / per_head, bg = first + unit, j0, j1;
             span(item % per_head, N, &j0, &j1);
-            table.key_grad(p, dtype, q, dout, probs.data() + unit_buffer, dscores.data() + unit_buffer, dk, dv,
+            table.key_grad(p, dtype, q, dout, probs + unit * unit_bytes, dscores + unit * unit_bytes, dk, dv,
                            bg / p->kv_heads, bg % p->kv_heads, j0, j1, scratch);
         });
         if (!ok) return 1;

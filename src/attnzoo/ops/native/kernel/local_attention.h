@@ -20,6 +20,7 @@ extern "C" {
 
 typedef struct {
     int64_t batch, heads, kv_heads, dim, value_dim, num_sinks, threads;
+    int64_t slab_bytes;        // budget of the backward's P and dS buffers (at least one KV head's are held)
     int64_t shape[3];          // grid, row-major; N = shape[0] * shape[1] * shape[2]
     int64_t window[3];         // most keys a query sees per axis: the row stride of the backward buffers
     int64_t inverse_window[3]; // most queries that see one key, per axis
@@ -53,12 +54,14 @@ void az_kernels_avx2(AzKernels* table);
 
 // The driver's entry points (driver.cpp). isa: 0 = the best this CPU runs, 1 = generic, 2 = AVX2 + FMA.
 // dtype: 0 = float32, 1 = float64. Return 0 on success, 1 when memory ran out, 2 for an ISA this CPU lacks.
+// The backward's workspace holds az_backward_workspace(p, dtype) bytes.
 int az_isa_supported(int isa);
+int64_t az_backward_workspace(const AzProblem* p, int dtype);
 int az_local_forward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
                      const void* rpb, void* out, void* lse);
 int az_local_backward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
                       const void* rpb, const void* out, const void* lse, const void* dout, void* dq, void* dk,
-                      void* dv, void* drpb);
+                      void* dv, void* drpb, void* workspace);
 
 #ifdef __cplusplus
 }
