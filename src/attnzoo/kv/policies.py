@@ -26,9 +26,10 @@ Policies:
   code): per layer the smallest ``p`` whose most-attended tokens carry at least ``tau`` of the layer's attention
   mass (``p`` adapts to the layer; ``tau = 1`` gives ``p = n``), the important set the top-``p`` by *normalised*
   score (accumulated attention / number of queries that can see the token, removing causal attention's bias
-  toward early tokens). ``low_bits=None`` evicts the others (a budget of ``p``); ``low_bits=b`` keeps them
-  quantised to ``b`` bits and the important ones to ``high_bits`` (``None``: unquantised), ZipVL's mixed-precision
-  cache (:mod:`attnzoo.kv.quantization`).
+  toward early tokens). ``low_bits=None`` evicts the others; ``low_bits=b`` keeps them quantised to ``b`` bits and
+  the important ones to ``high_bits`` (``None``: unquantised), ZipVL's mixed-precision cache
+  (:mod:`attnzoo.kv.quantization`). As in the paper's decoding, the selection runs on the prompt, then again on
+  each ``interval`` (100) tokens decoded since, over those tokens only; older tokens are not revisited.
 """
 
 from __future__ import annotations
@@ -178,11 +179,12 @@ class ZipVL(KVPolicy):
     """ZipVL's adaptive important set (see the module docstring): ``tau`` in ``(0, 1]`` (the paper's tables use
     0.96-0.975), ``high_bits`` / ``low_bits`` the widths of the important / other tokens' K and V (``low_bits=None``:
     evict the others; ``high_bits=None``: keep the important ones unquantised). No ``budget`` / ``keep_ratio``:
-    ``p`` comes from ``tau``, per layer, at the first call; with eviction it is the layer's budget afterwards."""
+    ``p`` comes from ``tau``, per layer, for the prompt and then for each ``interval`` tokens decoded."""
 
     tau: float = 0.975
     high_bits: int | None = None
     low_bits: int | None = None
+    interval: int = 100
 
     needs_attention = True
 
@@ -191,6 +193,7 @@ class ZipVL(KVPolicy):
             raise ValueError(f"ZipVL(budget={self.budget!r}, keep_ratio={self.keep_ratio!r}): ZipVL's budget is "
                              "the adaptive p given by tau; pass tau only")
         _check_ratio("tau", self.tau)
+        check_int("interval", self.interval)
         from attnzoo.quant.uniform import check_bits
 
         for name in ("high_bits", "low_bits"):

@@ -9,8 +9,9 @@ rule names, written here as list operations (:mod:`attnzoo.kv.policies` describe
 * sliding window: the last ``budget``; StreamingLLM: the sinks, then the last ``budget − sinks``;
 * H2O: the last ``int(budget · recent_fraction)``, then the largest accumulated attention (``/ seen`` if
   normalised) among the others;
-* ZipVL: ``p`` = ``n`` minus the most least-attended tokens whose mass stays within ``(1 − tau)`` of the layer's
-  total (largest over the batch), the top ``p`` by normalised score; evicted, or kept with the rest quantised.
+* ZipVL: over the prompt, then over each ``interval`` tokens decoded since: ``p`` = their count minus the most
+  least-attended of them whose mass stays within ``(1 − tau)`` of theirs (summed over the layer's heads; largest
+  over the batch), the top ``p`` by normalised score important; the others evicted, or quantised.
 
 ``O(B H N L D)`` Python-level work: for tests at small sizes, in float64.
 """
@@ -40,6 +41,25 @@ def _budget(policy: KVPolicy, n: int, layer_mass: list[dict[int, float]]) -> int
             counts.append(n - dropped)
         return max(counts)
     return policy.budget if policy.budget is not None else max(1, int(n * policy.keep_ratio))
+
+
+def _zipvl(policy: ZipVL, fresh: list[int], held: list[list[list[int]]], mass: list, seen: list,
+           key: torch.Tensor, value: torch.Tensor) -> None:
+    """ZipVL's selection over the ``fresh`` positions (in place): evict or quantise the unimportant ones."""
+    kv_heads = len(held[0])
+    layer_mass = [{p: sum(mass[b][g][p] for g in range(kv_heads)) for p in fresh} for b in range(len(held))]
+    p_count = _budget(policy, len(fresh), layer_mass)
+    for b in range(len(held)):
+        for g in range(kv_heads):
+            older = [p for p in held[b][g] if p not in fresh]
+            important = _keep(policy, fresh, p_count, mass[b][g], seen[b][g])
+            if policy.evicts:
+                held[b][g] = older + important
+                continue
+            held[b][g] = older + fresh
+            bits = torch.tensor([policy.high_bits or 0 if p in important else policy.low_bits for p in fresh])
+            key[b, g, fresh] = quantize_rows(key[b, g, fresh][None, None], bits[None, None])[0, 0]
+            value[b, g, fresh] = quantize_rows(value[b, g, fresh][None, None], bits[None, None])[0, 0]
 
 
 def _keep(policy: KVPolicy, held: list[int], budget: int, mass: dict[int, float], seen: dict[int, float]
@@ -80,7 +100,7 @@ def reference_policy_attention(query: torch.Tensor, key: torch.Tensor, value: to
     held = [[[] for _ in range(kv_heads)] for _ in range(b_size)]
     mass = [[{} for _ in range(kv_heads)] for _ in range(b_size)]
     seen = [[{} for _ in range(kv_heads)] for _ in range(b_size)]
-    budget, start = None, 0
+    budget, start, fresh = None, 0, []
     for length in calls:
         new = list(range(start, start + length))
         for b in range(b_size):
@@ -93,22 +113,17 @@ def reference_policy_attention(query: torch.Tensor, key: torch.Tensor, value: to
                     for p, w in zip(visible, weights.tolist()):
                         mass[b][g][p] = mass[b][g].get(p, 0.0) + w / group
                         seen[b][g][p] = seen[b][g].get(p, 0.0) + 1 / group
-        first = budget is None
+        first, start = start == 0, start + length
+        fresh += new
+        if isinstance(policy, ZipVL):
+            if first or len(fresh) >= policy.interval:
+                _zipvl(policy, fresh, held, mass, seen, key, value)
+                fresh = []
+            else:
+                held = [[held[b][g] + new for g in range(kv_heads)] for b in range(b_size)]
+            continue
         if first:
-            layer_mass = [{p: sum(mass[b][g][p] for g in range(kv_heads)) for p in new} for b in range(b_size)]
-            budget = _budget(policy, length, layer_mass)
-        for b in range(b_size):
-            for g in range(kv_heads):
-                everything = held[b][g] + new
-                if isinstance(policy, ZipVL) and not policy.evicts:
-                    held[b][g] = everything
-                    if first:
-                        important = set(_keep(policy, everything, budget, mass[b][g], seen[b][g]))
-                        bits = torch.tensor([policy.high_bits or 0 if p in important else policy.low_bits
-                                             for p in everything])[None, None]
-                        key[b, g, everything] = quantize_rows(key[b, g, everything][None, None], bits)[0, 0]
-                        value[b, g, everything] = quantize_rows(value[b, g, everything][None, None], bits)[0, 0]
-                else:
-                    held[b][g] = _keep(policy, everything, budget, mass[b][g], seen[b][g])
-        start += length
+            budget = _budget(policy, length, [])
+        held = [[_keep(policy, held[b][g] + new, budget, mass[b][g], seen[b][g]) for g in range(kv_heads)]
+                for b in range(b_size)]
     return out, held

@@ -40,6 +40,10 @@ class LayerState:
         self.length = 0
         self.budget: int | None = None
         self.positions = self.mass = self.seen = self.bits = None
+        self.fresh = 0
+        """ZipVL: the tokens appended since its last selection."""
+        self.selected: list[int] = []
+        """ZipVL: the important counts ``p`` of its selections so far (prompt first)."""
 
     @property
     def held(self) -> int:
@@ -80,11 +84,12 @@ class LayerState:
             self.mass = self.mass + group_mass(probs, hkv)
         first = self.length == 0
         self.length += new
+        if isinstance(self.policy, ZipVL):
+            self.fresh += new
+            return self._zipvl(keys, values) if first or self.fresh >= self.policy.interval else (keys, values)
         if first:
             self.budget = self.policy.resolve_budget(new, self.mass)
-            if isinstance(self.policy, ZipVL) and not self.policy.evicts:
-                return self._mixed_precision(keys, values)
-        if isinstance(self.policy, ZipVL) and not self.policy.evicts or self.held <= self.budget:
+        if self.held <= self.budget:
             return keys, values
         index = self.policy.select(self.positions, self.mass, self.seen, self.budget)
         return self._gather(index, keys, values)
@@ -96,15 +101,25 @@ class LayerState:
         return (keys.gather(2, index[..., None].expand(-1, -1, -1, keys.shape[-1])),
                 values.gather(2, index[..., None].expand(-1, -1, -1, values.shape[-1])))
 
-    def _mixed_precision(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """ZipVL after the prefill: the top ``budget`` by normalised score at ``high_bits``, the rest at
-        ``low_bits``; nothing evicted (tokens decoded later stay unquantised)."""
-        policy = self.policy
-        index = policy.select(self.positions, self.mass, self.seen, self.budget)
-        important = torch.zeros_like(self.bits, dtype=torch.bool).scatter(-1, index, True)
-        self.bits = torch.where(important, torch.full_like(self.bits, policy.high_bits or 0),
-                                torch.full_like(self.bits, policy.low_bits))
-        return quantize_rows(keys, self.bits), quantize_rows(values, self.bits)
+    def _zipvl(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ZipVL's selection over the ``fresh`` tokens (the last ones held): ``p`` from ``tau`` on their mass, the
+        top ``p`` by normalised score important; the others evicted, or quantised to ``low_bits`` (the important
+        ones to ``high_bits``)."""
+        policy, start = self.policy, self.held - self.fresh
+        segment = slice(start, self.held)
+        p = policy.resolve_budget(self.fresh, self.mass[..., segment])
+        self.selected.append(p)
+        local = policy.select(self.positions[..., segment], self.mass[..., segment], self.seen[..., segment], p)
+        self.fresh = 0
+        if policy.evicts:
+            older = torch.arange(start, device=keys.device).expand(*local.shape[:2], start)
+            return self._gather(torch.cat([older, local + start], dim=-1), keys, values)
+        important = torch.zeros_like(self.bits[..., segment], dtype=torch.bool).scatter(-1, local, True)
+        bits = torch.where(important, torch.full_like(important, policy.high_bits or 0, dtype=torch.long),
+                           torch.full_like(important, policy.low_bits, dtype=torch.long))
+        self.bits = torch.cat([self.bits[..., :start], bits], dim=-1)
+        return (torch.cat([keys[:, :, :start], quantize_rows(keys[:, :, start:], bits)], dim=2),
+                torch.cat([values[:, :, :start], quantize_rows(values[:, :, start:], bits)], dim=2))
 
     def packed_nbytes(self, key_dim: int, value_dim: int, itemsize: int) -> int:
         """Bytes the held keys and values take packed at their bit widths (whole batch)."""
