@@ -57,7 +57,8 @@ def qkv(batch: int, heads: int, kv_heads: int, n: int, dim: int, seed: int) -> t
 
 
 @pytest.mark.parametrize("name", POLICIES)
-@pytest.mark.parametrize(("heads", "kv_heads", "calls"), [(4, 2, [13] + [1] * 8), (2, 2, [1] * 7), (3, 1, [20, 5, 1, 7])],
+@pytest.mark.parametrize(("heads", "kv_heads", "calls"),
+                         [(4, 2, [13] + [1] * 8), (2, 2, [1] * 7), (3, 1, [20, 5, 1, 7])],
                          ids=["gqa-prefill-decode", "token-by-token", "mqa-chunks"])
 def test_step_equals_the_reference(name: str, heads: int, kv_heads: int, calls: list[int]) -> None:
     q, k, v = qkv(2, heads, kv_heads, sum(calls), 6, seed=len(calls))

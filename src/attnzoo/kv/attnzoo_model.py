@@ -1,12 +1,12 @@
 """KV policies on attnzoo's :class:`~attnzoo.models.CausalLanguageModel` (and any model whose blocks' mixers are
 :class:`~attnzoo.layers.SoftmaxAttention` layers).
 
-Inside ``with apply_policy_attnzoo(model, policy):`` (or :func:`attnzoo.kv.apply_policy`) each softmax mixer makes a :class:`PolicyKVCache` from ``new_cache``
-(so ``model.new_cache``, :func:`~attnzoo.models.generation.prefill` and ``model.generate`` use the policy
-unchanged), and its ``attend`` reports the call's queries to that cache: the cache computes the attention
-probabilities it needs (``softmax(q kᵀ · scale)`` under the bottom-right causal mask, the op's own), then runs
-the policy (:class:`~attnzoo.kv.state.LayerState`). The call's own attention is the layer's exact op over
-everything held plus the new tokens; positions come from the model cache's ``length``, so evicting keys never
+Inside ``with apply_policy_attnzoo(model, policy):`` (or :func:`attnzoo.kv.apply_policy`) each softmax mixer makes a
+:class:`PolicyKVCache` from ``new_cache`` (so ``model.new_cache``, :func:`~attnzoo.models.generation.prefill` and
+``model.generate`` use the policy unchanged), and its ``attend`` reports the call's queries to that cache: the cache
+computes the attention probabilities it needs (``softmax(q kᵀ · scale)`` under the bottom-right causal mask, the op's
+own), then runs the policy (:class:`~attnzoo.kv.state.LayerState`). The call's own attention is the layer's exact op
+over everything held plus the new tokens; positions come from the model cache's ``length``, so evicting keys never
 shifts the learned position embeddings. The instance attributes are removed on exit, also after an exception.
 
 Only mixers whose attention is plain softmax (``SoftmaxAttention``'s own ``attend``: not the clipped or gated
