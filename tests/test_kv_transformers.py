@@ -245,3 +245,25 @@ def test_smollm2_h2o_and_streaming_keep_the_tokens_kvpress_keeps() -> None:
                 kept = torch.tensor(_kept_positions(keys, pressed))
                 differing += int((kept != cache.states[index].positions).sum())
             assert differing == 0
+
+
+def test_generate_runs_the_policy(llama: torch.nn.Module) -> None:
+    """``model.generate(..., cache=kv.new_cache())``: a covering budget generates what the model does; a small one
+    evicts while decoding and generates what a manual prefill-then-one-token loop does (generate's logits are
+    float32)."""
+    tokens = ids(30, seed=4, batch=1)
+    with torch.no_grad():
+        plain = llama.generate(tokens, max_new_tokens=8, do_sample=False)
+        with apply_policy(llama, H2O(budget=40)) as kv:
+            assert torch.equal(llama.generate(tokens, max_new_tokens=8, do_sample=False, cache=kv.new_cache()), plain)
+        with apply_policy(llama, H2O(budget=10)) as kv:
+            cache = kv.new_cache()
+            out = llama.generate(tokens, max_new_tokens=8, do_sample=False, cache=cache, return_dict_in_generate=True,
+                                 output_logits=True)
+            manual = kv.new_cache()
+            logits = [llama(tokens, cache=manual, use_cache=True).logits[:, -1]]
+            for _ in range(7):
+                logits.append(llama(logits[-1].argmax(-1, keepdim=True), cache=manual, use_cache=True).logits[:, -1])
+    assert cache.get_seq_length() == 37 and [layer.keys.shape[2] for layer in cache.layers] == [10, 10]
+    torch.testing.assert_close(torch.stack(out.logits, 1), torch.stack(logits, 1).float(), atol=1e-5, rtol=0)
+    assert torch.equal(out.sequences[:, 30:], torch.stack(logits, 1).argmax(-1))
