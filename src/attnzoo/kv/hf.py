@@ -28,6 +28,7 @@ and the agreement tests call their ``score`` and ``compress`` methods on the ten
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,7 +90,9 @@ class PolicyCache:
     that importing this module does not need transformers): see the module docstring."""
 
 
+@functools.cache
 def _policy_cache_class() -> type:
+    """The ``DynamicCache`` subclass, made once, on first use."""
     from transformers import DynamicCache
 
     class _PolicyCache(DynamicCache, PolicyCache):
