@@ -350,6 +350,9 @@ def _add_kv_parser(tasks: argparse._SubParsersAction) -> None:
     command = tasks.add_parser("kv", help="KV-cache policies on SmolLM2-135M: perplexity on held-out Austen against "
                                           "compression (attnzoo.kv.evaluation)")
     command.add_argument("--quick", action="store_true", help="context 512 only, two windows (a few minutes)")
+    command.add_argument("--contexts", metavar="N,N", default=None, help="contexts (default 512,1024,2048)")
+    command.add_argument("--windows", type=int, default=None, help="windows per context (default 3)")
+    command.add_argument("--modes", metavar="M,M", default=None, help="chunk and/or decode (default both)")
     command.add_argument("--out", default="reports/kv", help="output folder (default: reports/kv)")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
     command.set_defaults(handler=_eval_kv)
@@ -358,10 +361,22 @@ def _add_kv_parser(tasks: argparse._SubParsersAction) -> None:
 def _eval_kv(args: argparse.Namespace) -> int:
     from attnzoo.kv.evaluation import KVEvalConfig, run_kv_eval, write
 
-    config = KVEvalConfig.quick() if args.quick else KVEvalConfig()
+    options: dict = {}
     try:
-        report = run_kv_eval(config, progress=not args.no_progress,
-                             command="attnzoo eval kv" + (" --quick" if args.quick else ""))
+        if args.contexts:
+            try:
+                options["contexts"] = tuple(int(c) for c in args.contexts.split(","))
+            except ValueError:
+                raise ValueError(f"--contexts {args.contexts!r}: expected comma-separated integers") from None
+        if args.modes:
+            options["modes"] = tuple(m.strip() for m in args.modes.split(","))
+        if args.windows is not None:
+            options["windows"] = args.windows
+        config = dataclasses.replace(KVEvalConfig.quick() if args.quick else KVEvalConfig(), **options)
+        flags = [f"--{name} {getattr(args, name)}" for name in ("contexts", "windows", "modes")
+                 if getattr(args, name) is not None]
+        command = " ".join(["attnzoo eval kv", *(["--quick"] if args.quick else []), *flags])
+        report = run_kv_eval(config, progress=not args.no_progress, command=command)
     except (ModuleNotFoundError, ValueError) as error:
         print(f"attnzoo eval kv: {error}", file=sys.stderr)
         return 2
