@@ -124,7 +124,7 @@ def _attention_modules(model: nn.Module) -> list[nn.Module]:
         raise NotSupportedError(f"{type(model).__name__} is not a transformers PreTrainedModel (no "
                                 "set_attn_implementation); for attnzoo models use attnzoo.kv.apply_policy")
     found = [m for m in model.modules() if isinstance(getattr(m, "layer_idx", None), int)
-             and getattr(m, "is_causal", False) is True and any(p.dim() > 1 for p in m.parameters(recurse=True))]
+             and getattr(m, "is_causal", False) is True]
     found = [m for m in found if not any(m is not other and m in set(other.modules()) for other in found)]
     if not found:
         raise NotSupportedError(f"{type(model).__name__}: no causal self-attention module (one with an integer "

@@ -95,7 +95,8 @@ class KVPolicy:
         return self.budget if self.budget is not None else keep_count(n, self.keep_ratio)
 
     def scores(self, positions: torch.Tensor, mass: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-        """``(B, Hkv, L)`` importance of the held tokens, higher kept first (ties: the later position)."""
+        """``(B, Hkv, L)`` importance of the held tokens, higher kept first (exact ties are broken by
+        ``torch.topk``)."""
         raise NotImplementedError
 
     def select(self, positions: torch.Tensor, mass: torch.Tensor, seen: torch.Tensor, budget: int) -> torch.Tensor:
