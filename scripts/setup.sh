@@ -25,4 +25,5 @@ if [[ "${1:-}" == "--peers" ]]; then
     python3 -m pip install -q --no-deps torchao==0.18.0   # the quantization anchors (tests/test_quant_torchao.py)
     # routing-transformer's module imports product-key-memory and mixture-of-experts (pure PyTorch, unused here)
     python3 -m pip install -q --no-deps routing-transformer==1.6.1 product-key-memory==0.1.10 mixture-of-experts==0.2.1
+    python3 -m pip install -q --no-deps kvpress==0.5.5   # KV-policy agreement (tests/test_kv_transformers.py)
 fi

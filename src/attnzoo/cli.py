@@ -11,6 +11,7 @@
     attnzoo eval {mqar,austen,fashion-mnist,pixel-mnist} [--mixers a,b,c] [--steps N] [task settings] [--out DIR]
                  [--device cpu]
     attnzoo eval fashion-mnist --models a,b,c [--steps N] [--out DIR]     (the registered backbones)
+    attnzoo eval kv [--quick] [--out DIR]     (KV-cache policies on SmolLM2-135M, attnzoo.kv.evaluation)
 
 Every setting is checked before the first measurement or training step (implementation names, mixers, training
 and task settings, the device, a writable ``--out``); bad input exits with a message naming the argument, the
@@ -342,6 +343,46 @@ def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
         command.add_argument("--no-progress", action="store_true", help="no progress bars")
         _add_device(command, "device to train and score on")
         command.set_defaults(handler=_eval)
+    _add_kv_parser(tasks)
+
+
+def _add_kv_parser(tasks: argparse._SubParsersAction) -> None:
+    command = tasks.add_parser("kv", help="KV-cache policies on SmolLM2-135M: perplexity on held-out Austen against "
+                                          "compression (attnzoo.kv.evaluation)")
+    command.add_argument("--quick", action="store_true", help="context 512 only, two windows (24 min on one shared core)")
+    command.add_argument("--contexts", metavar="N,N", default=None, help="contexts (default 512,1024,2048)")
+    command.add_argument("--windows", type=int, default=None, help="windows per context (default 3)")
+    command.add_argument("--modes", metavar="M,M", default=None, help="chunk and/or decode (default both)")
+    command.add_argument("--out", default="reports/kv", help="output folder (default: reports/kv)")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command.set_defaults(handler=_eval_kv)
+
+
+def _eval_kv(args: argparse.Namespace) -> int:
+    from attnzoo.kv.evaluation import KVEvalConfig, run_kv_eval, write
+
+    options: dict = {}
+    try:
+        if args.contexts:
+            try:
+                options["contexts"] = tuple(int(c) for c in args.contexts.split(","))
+            except ValueError:
+                raise ValueError(f"--contexts {args.contexts!r}: expected comma-separated integers") from None
+        if args.modes:
+            options["modes"] = tuple(m.strip() for m in args.modes.split(","))
+        if args.windows is not None:
+            options["windows"] = args.windows
+        config = dataclasses.replace(KVEvalConfig.quick() if args.quick else KVEvalConfig(), **options)
+        flags = [f"--{name} {getattr(args, name)}" for name in ("contexts", "windows", "modes")
+                 if getattr(args, name) is not None]
+        command = " ".join(["attnzoo eval kv", *(["--quick"] if args.quick else []), *flags])
+        report = run_kv_eval(config, progress=not args.no_progress, command=command)
+    except (ModuleNotFoundError, ValueError) as error:
+        print(f"attnzoo eval kv: {error}", file=sys.stderr)
+        return 2
+    for path in write(report, args.out):
+        print(path)
+    return 0
 
 
 def _add_op_arguments(command: argparse.ArgumentParser) -> None:
