@@ -5,17 +5,17 @@ copied into ours, equal outputs and input gradients in float64.
 Compared: a whole DaViT stage (``DaVitStage``: downsampling, spatial and channel blocks), a whole GC ViT stage
 (``GlobalContextVitStage``: ``Downsample2d``, the stage's global query generator ``FeatureBlock``, local and
 global blocks), ConViT's two block kinds (``Block`` with GPSA and with MHSA), and the whole models: timm's
-``DaVit`` and ``GlobalContextVit`` with their stride-4 stems replaced by our stride-2 one (the scaling our models
-make; everything else timm's, heads included) and ``ConVit`` unchanged at our 28x28 configuration. timm 1.0.31
-has no VAN: VAN's block is compared with the official ``models/van.py`` ``Block``, transcribed.
+``DaVit``, ``GlobalContextVit`` and ``SHViT`` with their stride-4 (SHViT: 16) stems replaced by our stride-2 one
+(the scaling our models make; everything else timm's, heads included) and ``ConVit`` unchanged at our 28x28
+configuration. timm 1.0.31 has no VAN: VAN's block is compared with the official ``models/van.py`` ``Block``,
+transcribed.
 
 Not compared, and why: HaloNet as a whole or by block (timm builds it in ``byoanet`` through ``byobnet``'s config
 interpreter, ``ByobNet`` with ``ByoModelCfg``/``ByoBlockCfg``, and its ``SelfAttnBlock`` makes every convolution
 through ``LayerFn`` = ``ConvNormAct`` -> ``create_conv2d`` (padding, mixed and cond convolutions) and
 ``BatchNormAct2d`` from the ``create_norm_act`` registry: a chain of about ten timm modules whose relative
 imports would each have to be stood in for; the halo layer itself is compared with timm's ``HaloAttn`` in
-``tests/test_halo.py``); DHVT and SG-Former (not in timm 1.0.31); SHViT (only its single-head layer, in
-``tests/test_single_head.py``).
+``tests/test_halo.py``); DHVT, SG-Former and VAN (not in timm 1.0.31).
 """
 
 from __future__ import annotations
@@ -387,3 +387,58 @@ def test_whole_convit_matches_timm_convit() -> None:
         state.pop(f"blocks.{i}.attn.pos_proj.bias")
     ours.load_state_dict(state, strict=True)
     _assert_same_function(ours, theirs, _seeded(2, 1, 28, 28), atol=1e-9)
+
+
+def _shvit_state(theirs: dict, stages: int) -> dict:
+    """timm ``SHViT`` state dict -> ours: the downsampler ``stages.i.downsample.0-4`` is our ``stages.i.0`` (two
+    residuals), ``.1`` (PatchMerging, its SE ``fc1``/``fc2`` our ``conv_reduce``/``conv_expand``) and ``.2``;
+    ``stages.i.blocks.j`` follows at ``stages.i.(j + 3)`` (``j`` in the first stage, which has no downsampler); the
+    attention's parameters sit one level deeper in ours (``mixer.m.layer``); ``head.bn``/``head.l`` are ``head.0``
+    and ``head.1``."""
+    downsample = {"0": "0.0", "1": "0.1", "2": "1", "3": "2.0", "4": "2.1"}
+    ours = {}
+    for key, value in theirs.items():
+        key = key.replace("head.bn.", "head.0.").replace("head.l.", "head.1.").replace(".se.fc1.", ".se.conv_reduce.")
+        key = key.replace(".se.fc2.", ".se.conv_expand.").replace(".mixer.m.", ".mixer.m.layer.")
+        parts = key.split(".")
+        if parts[0] == "stages" and parts[2] == "downsample":
+            key = ".".join(["stages", parts[1], downsample[parts[3]], *parts[4:]])
+        elif parts[0] == "stages" and parts[2] == "blocks":
+            key = ".".join(["stages", parts[1], str(int(parts[3]) + (3 if int(parts[1]) else 0)), *parts[4:]])
+        ours[key] = value
+    return ours
+
+
+def test_whole_shvit_matches_timm_shvit() -> None:
+    """timm's ``SHViT`` (widths 32/64/96, depths 1/2/1, attended channels 8/16/24, qk 16, stage types i/s/s as
+    every SHViT config's first stage, 1 channel, 10 classes) with its patchify stem (four stride-2 Conv-BNs,
+    stride 16) replaced by ours built from timm's own ``Conv2dNorm`` (stride-2 then stride-1 3x3 Conv-BN with a
+    ReLU between: stages at 14, 7, 4 on 28x28); everything else timm's (downsamplers with ``PatchMerging`` and
+    ``SqueezeExcite``, ``BasicBlock`` s with ``SHSA``'s ``GroupNorm1``, the ``NormLinear`` head); equal logits and
+    input gradients, in training mode (batch statistics) and in eval mode (the running statistics both updated)."""
+    layers = _timm_layers()
+    se = load_timm("layers/squeeze_excite.py", ["SEModule"],
+                   {"make_divisible": layers["make_divisible"],
+                    "create_act_layer": lambda layer, inplace=False: nn.Sigmoid() if layer == "sigmoid" else layer()})
+    norm = load_timm("layers/norm.py", ["GroupNorm1"], {"is_fast_norm": lambda: False, "fast_group_norm": None})
+    helpers = _timm_model_helpers()
+    ns = load_timm("models/shvit.py", ["Residual", "Conv2dNorm", "NormLinear", "PatchMerging", "FFN", "SHSA",
+                                       "BasicBlock", "StageBlock", "SHViT"],
+                   {**helpers, "SqueezeExcite": se["SEModule"], "GroupNorm1": norm["GroupNorm1"],
+                    "trunc_normal_": nn.init.trunc_normal_, "checkpoint_seq": None, "LayerType": object,
+                    "Set": set, "Dict": dict, "Any": object})
+    dims, depths, partial_dims, types = (32, 64, 96), (1, 2, 1), (8, 16, 24), ("i", "s", "s")
+    theirs = ns["SHViT"](in_chans=1, num_classes=10, embed_dim=dims, partial_dim=partial_dims, qk_dim=(16, 16, 16),
+                         depth=depths, types=types)
+    assert len(theirs.patch_embed) == 7
+    conv = ns["Conv2dNorm"]
+    theirs.patch_embed = nn.Sequential(conv(1, 16, 3, 2, 1), nn.ReLU(), conv(16, 32, 3, 1, 1))
+    theirs.double()
+    ours = attnzoo.create_model("shvit", dims=dims, depths=depths, types=types, partial_dims=partial_dims,
+                                qk_dim=16).double()
+    _randomise(theirs, seed=6)
+    ours.load_state_dict(_shvit_state(theirs.state_dict(), 3), strict=True)
+    _assert_same_function(ours, theirs, _seeded(4, 1, 28, 28), atol=1e-9)
+    ours.eval()
+    theirs.eval()
+    _assert_same_function(ours, theirs, _seeded(4, 1, 28, 28, seed=3), atol=1e-9)
