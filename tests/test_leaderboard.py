@@ -113,3 +113,16 @@ def test_cli_writes_table_and_plot(results: Path, tmp_path: Path, capsys: pytest
 def test_cli_without_runs_names_the_folder(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"attnzoo leaderboard backbones: --results '.*empty': no backbone run"):
         main(["leaderboard", "backbones", "--results", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+
+
+def test_every_committed_backbone_run_reads_and_says_how_it_was_measured() -> None:
+    """The committed suites parse (so ``attnzoo compare``'s section cannot fail on them), every run is one model
+    per folder with its ``run_conditions.json``, and the plain ResNet-18 every module row is set against is there."""
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "quality"
+    runs = find_runs(results)
+    assert runs, f"no committed backbone run under {results}"
+    for run in runs:
+        assert run.conditions is not None, f"{run.suite}/{run.model} has no run_conditions.json"
+        assert f"--models {run.model} " in run.command and f"/{run.suite}/{run.model} " in run.command
+    for suite in {r.suite for r in runs}:
+        assert any(r.model == "resnet18" for r in runs if r.suite == suite), suite
