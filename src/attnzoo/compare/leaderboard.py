@@ -156,7 +156,13 @@ def plot_leaderboard(runs: Sequence[BackboneRun], path: Path) -> Path:
             for run in members:
                 ax.annotate(run.model, (run.train_images_per_s, 100 * run.test_accuracy), textcoords="offset points",
                             xytext=(4, 3), fontsize=7)
+    from matplotlib import ticker
+
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25"
+                                                      else ""))  # 20, 50, 200, 500: uncrowded
+    ax.margins(x=0.2)  # room for the labels of the rightmost points
     ax.set_xlabel("training images/s (CPU)")
     ax.set_ylabel("Fashion-MNIST test accuracy (%)")
     ax.set_title("Backbones: accuracy against training throughput")
