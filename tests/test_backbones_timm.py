@@ -1,15 +1,21 @@
-"""The backbones against timm 1.0.31 where timm has the architecture: timm's own stage / block classes (loaded from
-the installed source by ``tests/timm_source.py``, as ``import timm`` needs torchvision), built from the same
-config, the weights copied into ours, equal outputs and input gradients in float64.
+"""The backbones against timm 1.0.31 where timm has the architecture: timm's own classes (loaded from the installed
+source by ``tests/timm_source.py``, as ``import timm`` needs torchvision), built from the same config, the weights
+copied into ours, equal outputs and input gradients in float64.
 
 Compared: a whole DaViT stage (``DaVitStage``: downsampling, spatial and channel blocks), a whole GC ViT stage
 (``GlobalContextVitStage``: ``Downsample2d``, the stage's global query generator ``FeatureBlock``, local and
-global blocks), and ConViT's two block kinds (``Block`` with GPSA and with MHSA). timm 1.0.31 has no VAN: VAN's
-block is compared with the official ``models/van.py`` ``Block``, transcribed. Not compared: timm's whole
-models (their builders need timm's registry and pretrained-config machinery), HaloNet (timm's ``byoanet``
-builds its blocks through the generic ``byobnet`` block factory, not loadable in isolation; the halo layer itself
-is compared with timm's ``HaloAttn`` in ``tests/test_halo.py``), DHVT / SHViT / SG-Former (not in timm 1.0.31,
-or, SHViT, only compared at the layer level in ``tests/test_single_head.py``).
+global blocks), ConViT's two block kinds (``Block`` with GPSA and with MHSA), and the whole models: timm's
+``DaVit``, ``GlobalContextVit`` and ``SHViT`` with their stride-4 (SHViT: 16) stems replaced by our stride-2 one
+(the scaling our models make; everything else timm's, heads included) and ``ConVit`` unchanged at our 28x28
+configuration. timm 1.0.31 has no VAN: VAN's block is compared with the official ``models/van.py`` ``Block``,
+transcribed.
+
+Not compared, and why: HaloNet as a whole or by block (timm builds it in ``byoanet`` through ``byobnet``'s config
+interpreter, ``ByobNet`` with ``ByoModelCfg``/``ByoBlockCfg``, and its ``SelfAttnBlock`` makes every convolution
+through ``LayerFn`` = ``ConvNormAct`` -> ``create_conv2d`` (padding, mixed and cond convolutions) and
+``BatchNormAct2d`` from the ``create_norm_act`` registry: a chain of about ten timm modules whose relative
+imports would each have to be stood in for; the halo layer itself is compared with timm's ``HaloAttn`` in
+``tests/test_halo.py``); DHVT, SG-Former and VAN (not in timm 1.0.31).
 """
 
 from __future__ import annotations
@@ -129,9 +135,10 @@ def _gcvit_state(theirs: dict, depth: int, window: int, heads: int) -> dict:
     """timm ``GlobalContextVitStage`` state dict -> our ``GCViTStage``'s (the bias tables re-indexed ``key -
     query``; the stage's one generator lives in its first global block)."""
     ours: dict = {}
-    for key in ("norm1.weight", "norm1.bias", "reduction.weight", "norm2.weight", "norm2.bias"):
-        ours[f"downsample.{key}"] = theirs[f"downsample.{key}"]
-    _mbconv_into_feat_extract("downsample.conv_block", theirs, "downsample.conv_block", ours)
+    if "downsample.norm1.weight" in theirs:  # not in a first stage
+        for key in ("norm1.weight", "norm1.bias", "reduction.weight", "norm2.weight", "norm2.bias"):
+            ours[f"downsample.{key}"] = theirs[f"downsample.{key}"]
+        _mbconv_into_feat_extract("downsample.conv_block", theirs, "downsample.conv_block", ours)
     generator_blocks = sorted({k.split(".")[2] for k in theirs if k.startswith("global_block.blocks.conv")})
     for i, name in enumerate(generator_blocks):
         _mbconv_into_feat_extract(f"global_block.blocks.{name}", theirs, f"blocks.1.attn.generator.blocks.{i}", ours)
@@ -253,3 +260,185 @@ def test_van_block_matches_the_official_block() -> None:
     ours.eval()
     theirs.eval()
     _assert_same_function(ours, theirs, _seeded(3, 16, 9, 11, seed=2))
+
+
+# ---- whole models: timm's model classes, built from the same config, equal logits --------------------------------
+
+def _timm_model_helpers() -> dict:
+    """timm's classifier heads (``NormMlpClassifierHead``, ``ClassifierHead`` with ``SelectAdaptivePool2d``), its
+    ``calculate_drop_path_rates`` and ``get_norm_layer`` for the two names the models use."""
+    import ast
+    from enum import Enum
+
+    from timm_source import timm_file
+
+    layers = _timm_layers()
+    pool_defs = [node.name for node in ast.parse(timm_file("layers/adaptive_avgmax_pool.py")).body
+                 if isinstance(node, (ast.ClassDef, ast.FunctionDef))]
+    fmt = load_timm("layers/format.py", ["Format", "get_spatial_dim", "get_channel_dim", "nchw_to"], {"Enum": Enum})
+    pool = load_timm("layers/adaptive_avgmax_pool.py", pool_defs, {**fmt, "_int_tuple_2_t": object})
+
+    def get_norm_layer(layer):  # noqa: ANN001, ANN202 - timm.layers.create_norm.get_norm_layer for these names
+        return {"layernorm2d": layers["LayerNorm2d"], "layernorm": nn.LayerNorm}.get(layer, layer)
+
+    heads = load_timm("layers/classifier.py", ["_create_pool", "_create_fc", "create_classifier", "ClassifierHead",
+                                               "NormMlpClassifierHead"],
+                      {"SelectAdaptivePool2d": pool["SelectAdaptivePool2d"], "get_norm_layer": get_norm_layer,
+                       "get_act_layer": lambda name: {"tanh": nn.Tanh, "gelu": nn.GELU}[name], "partial": partial})
+    drop = load_timm("layers/drop.py", ["calculate_drop_path_rates"], {"List": list})
+    return {**layers, **fmt, **heads, **drop, "get_norm_layer": get_norm_layer}
+
+
+def _stem(in_channels: int, dim: int, norm: nn.Module | None = None) -> nn.Module:
+    """Our scaled stem (3x3 stride-2 convolution, then ``norm`` if given) under timm's names ``conv``/``norm``."""
+    conv = nn.Conv2d(in_channels, dim, 3, stride=2, padding=1)
+    if norm is None:
+        return conv
+    stem = nn.Sequential()
+    stem.add_module("conv", conv)
+    stem.add_module("norm", norm)
+    return stem
+
+
+def test_whole_davit_matches_timm_davit() -> None:
+    """timm's ``DaVit`` class (3 stages of widths 16/32/64, depths 1/1/2, heads 1/2/4, window 7, 1 channel, 10
+    classes) with its stem replaced by ours, the one scaling our DaViT makes (timm's ``Stem`` is a 7x7 stride-4
+    convolution and asserts stride 4; ours a 3x3 stride-2 one, same LayerNorm2d) and every other module timm's:
+    stages, ``NormMlpClassifierHead``; equal logits and input gradients. At 56x56 (grids 28, 14, 7: multiples of
+    the window) rather than 28x28: there the last grid is 4x4, which ours attends as one 4x4 window while timm pads
+    it to 7x7 and lets the queries attend to the zero padding (timm does not mask it)."""
+    helpers = _timm_model_helpers()
+    ns = load_timm("models/davit.py", ["ConvPosEnc", "Stem", "Downsample", "ChannelAttentionV2", "ChannelAttention",
+                                       "ChannelBlock", "window_partition", "window_reverse", "WindowAttention",
+                                       "SpatialBlock", "DaVitStage", "DaVit"],
+                   {**helpers, "to_2tuple": to_2tuple, "use_fused_attn": lambda: False, "DropPath": None,
+                    "checkpoint": None, "checkpoint_seq": None, "trunc_normal_": nn.init.trunc_normal_})
+    theirs = ns["DaVit"](in_chans=1, depths=(1, 1, 2), embed_dims=(16, 32, 64), num_heads=(1, 2, 4), window_size=7,
+                         num_classes=10)
+    assert type(theirs.stem).__name__ == "Stem" and theirs.stem.conv.stride == (4, 4)
+    theirs.stem = _stem(1, 16, helpers["LayerNorm2d"](16, eps=1e-5))
+    theirs.double()
+    ours = attnzoo.create_model("davit", image_size=56, dims=(16, 32, 64), depths=(1, 1, 2),
+                                num_heads=(1, 2, 4)).double()
+    _randomise(theirs, seed=11)
+    state = {key.replace("head.norm.", "norm.").replace("head.fc.", "head."): value
+             for key, value in theirs.state_dict().items()}
+    ours.load_state_dict(state, strict=True)
+    _assert_same_function(ours, theirs, _seeded(2, 1, 56, 56), atol=1e-9)
+
+
+def test_whole_gcvit_matches_timm_global_context_vit() -> None:
+    """timm's ``GlobalContextVit`` (embed 32, depths 2/2/2, heads 2/4/8, window 7, MLP ratio 3, 1 channel, 10
+    classes) with its stem replaced by ours (timm's ``Stem`` is the 3x3 stride-2 convolution *and* a
+    ``Downsample2d``, stride 4; ours only the convolution): timm's stages (local / global blocks, global query
+    generators, the last stage's norm) and ``ClassifierHead``; equal logits and input gradients. timm sizes its
+    stages from ``img_size // 4``, so it is built for 112 to match our stride-2 stem on 56x56 images (grids 28, 14,
+    7: the generator pools twice, once, not at all). Widths from 32: timm's ``SEModule`` rounds its hidden width
+    up to a multiple of 8 (``make_divisible``), the official code and ours take ``int(C / 4)``, equal from 32."""
+    helpers = _timm_model_helpers()
+    ns = load_timm("models/gcvit.py", ["Stem", "GlobalContextVit"],
+                   {**_timm_gcvit_stage_namespace(), **helpers, "get_act_layer": lambda name: nn.GELU,
+                    "to_ntuple": lambda n: lambda x: tuple(x) if isinstance(x, (tuple, list)) else (x,) * n,
+                    "named_apply": None})
+    depths, heads = (2, 2, 2), (2, 4, 8)
+    theirs = ns["GlobalContextVit"](in_chans=1, num_classes=10, img_size=112, window_size=7, embed_dim=32,
+                                    depths=depths, num_heads=heads, mlp_ratio=3.0)
+    assert type(theirs.stem).__name__ == "Stem"
+    theirs.stem = _stem(1, 32)
+    theirs.double()
+    ours = attnzoo.create_model("gcvit", image_size=56, dims=(32, 64, 128), depths=depths, num_heads=heads).double()
+    _randomise(theirs, seed=5)
+    timm_state = theirs.state_dict()
+    state = {f"stem.{key}": value for key, value in theirs.stem.state_dict().items()}
+    for i, (depth, num_heads) in enumerate(zip(depths, heads)):
+        prefix = f"stages.{i}."
+        stage = {key[len(prefix):]: value for key, value in timm_state.items() if key.startswith(prefix)}
+        state.update({prefix + key: value for key, value in _gcvit_state(stage, depth, 7, num_heads).items()})
+    for ours_key, timm_key in (("norm", "stages.2.norm"), ("head", "head.fc")):
+        state.update({f"{ours_key}.{p}": timm_state[f"{timm_key}.{p}"] for p in ("weight", "bias")})
+    ours.load_state_dict(state, strict=True)
+    _assert_same_function(ours, theirs, _seeded(2, 1, 56, 56), atol=1e-9)
+
+
+def test_whole_convit_matches_timm_convit() -> None:
+    """timm's ``ConVit`` at our own 28x28 configuration (patch 4: a 7x7 grid; width 32 = 8 per head x 4 heads;
+    depth 3, the first 2 GPSA), every module timm's (``PatchEmbed``, position embedding, class token joining at
+    block 2, blocks, norm, head on the class token): equal logits and input gradients. The position embedding is
+    ``(1, 49, C)`` in timm and ``(1, 7, 7, C)`` in ours; timm's ``pos_proj`` bias, a per-head constant added to
+    every logit of the head (softmax-invariant), has no counterpart in ours."""
+    import math
+
+    helpers = _timm_model_helpers()
+    patch = load_timm("layers/patch_embed.py", ["PatchEmbed"],
+                      {**helpers, "to_2tuple": to_2tuple, "_assert": torch._assert, "math": math,
+                       "resample_patch_embed": None})
+    ns = load_timm("models/convit.py", ["ConVit"],
+                   {**_timm_convit(), **helpers, "PatchEmbed": patch["PatchEmbed"], "HybridEmbed": None,
+                    "Any": object, "LayerNorm": partial(nn.LayerNorm, eps=1e-6),
+                    "trunc_normal_": nn.init.trunc_normal_})
+    theirs = ns["ConVit"](img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=8, depth=3, num_heads=4,
+                          local_up_to_layer=2).double()
+    ours = attnzoo.create_model("convit", dim=32, depth=3, num_heads=4, local_up_to_layer=2).double()
+    _randomise(theirs, seed=9)
+    state = dict(theirs.state_dict())
+    state["pos_embed"] = state["pos_embed"].unflatten(1, (7, 7))
+    for i in range(2):
+        state[f"blocks.{i}.attn.pos_weight"] = state.pop(f"blocks.{i}.attn.pos_proj.weight")
+        state.pop(f"blocks.{i}.attn.pos_proj.bias")
+    ours.load_state_dict(state, strict=True)
+    _assert_same_function(ours, theirs, _seeded(2, 1, 28, 28), atol=1e-9)
+
+
+def _shvit_state(theirs: dict, stages: int) -> dict:
+    """timm ``SHViT`` state dict -> ours: the downsampler ``stages.i.downsample.0-4`` is our ``stages.i.0`` (two
+    residuals), ``.1`` (PatchMerging, its SE ``fc1``/``fc2`` our ``conv_reduce``/``conv_expand``) and ``.2``;
+    ``stages.i.blocks.j`` follows at ``stages.i.(j + 3)`` (``j`` in the first stage, which has no downsampler); the
+    attention's parameters sit one level deeper in ours (``mixer.m.layer``); ``head.bn``/``head.l`` are ``head.0``
+    and ``head.1``."""
+    downsample = {"0": "0.0", "1": "0.1", "2": "1", "3": "2.0", "4": "2.1"}
+    ours = {}
+    for key, value in theirs.items():
+        key = key.replace("head.bn.", "head.0.").replace("head.l.", "head.1.").replace(".se.fc1.", ".se.conv_reduce.")
+        key = key.replace(".se.fc2.", ".se.conv_expand.").replace(".mixer.m.", ".mixer.m.layer.")
+        parts = key.split(".")
+        if parts[0] == "stages" and parts[2] == "downsample":
+            key = ".".join(["stages", parts[1], downsample[parts[3]], *parts[4:]])
+        elif parts[0] == "stages" and parts[2] == "blocks":
+            key = ".".join(["stages", parts[1], str(int(parts[3]) + (3 if int(parts[1]) else 0)), *parts[4:]])
+        ours[key] = value
+    return ours
+
+
+def test_whole_shvit_matches_timm_shvit() -> None:
+    """timm's ``SHViT`` (widths 32/64/96, depths 1/2/1, attended channels 8/16/24, qk 16, stage types i/s/s as
+    every SHViT config's first stage, 1 channel, 10 classes) with its patchify stem (four stride-2 Conv-BNs,
+    stride 16) replaced by ours built from timm's own ``Conv2dNorm`` (stride-2 then stride-1 3x3 Conv-BN with a
+    ReLU between: stages at 14, 7, 4 on 28x28); everything else timm's (downsamplers with ``PatchMerging`` and
+    ``SqueezeExcite``, ``BasicBlock`` s with ``SHSA``'s ``GroupNorm1``, the ``NormLinear`` head); equal logits and
+    input gradients, in training mode (batch statistics) and in eval mode (the running statistics both updated)."""
+    layers = _timm_layers()
+    se = load_timm("layers/squeeze_excite.py", ["SEModule"],
+                   {"make_divisible": layers["make_divisible"],
+                    "create_act_layer": lambda layer, inplace=False: nn.Sigmoid() if layer == "sigmoid" else layer()})
+    norm = load_timm("layers/norm.py", ["GroupNorm1"], {"is_fast_norm": lambda: False, "fast_group_norm": None})
+    helpers = _timm_model_helpers()
+    ns = load_timm("models/shvit.py", ["Residual", "Conv2dNorm", "NormLinear", "PatchMerging", "FFN", "SHSA",
+                                       "BasicBlock", "StageBlock", "SHViT"],
+                   {**helpers, "SqueezeExcite": se["SEModule"], "GroupNorm1": norm["GroupNorm1"],
+                    "trunc_normal_": nn.init.trunc_normal_, "checkpoint_seq": None, "LayerType": object,
+                    "Set": set, "Dict": dict, "Any": object})
+    dims, depths, partial_dims, types = (32, 64, 96), (1, 2, 1), (8, 16, 24), ("i", "s", "s")
+    theirs = ns["SHViT"](in_chans=1, num_classes=10, embed_dim=dims, partial_dim=partial_dims, qk_dim=(16, 16, 16),
+                         depth=depths, types=types)
+    assert len(theirs.patch_embed) == 7
+    conv = ns["Conv2dNorm"]
+    theirs.patch_embed = nn.Sequential(conv(1, 16, 3, 2, 1), nn.ReLU(), conv(16, 32, 3, 1, 1))
+    theirs.double()
+    ours = attnzoo.create_model("shvit", dims=dims, depths=depths, types=types, partial_dims=partial_dims,
+                                qk_dim=16).double()
+    _randomise(theirs, seed=6)
+    ours.load_state_dict(_shvit_state(theirs.state_dict(), 3), strict=True)
+    _assert_same_function(ours, theirs, _seeded(4, 1, 28, 28), atol=1e-9)
+    ours.eval()
+    theirs.eval()
+    _assert_same_function(ours, theirs, _seeded(4, 1, 28, 28, seed=3), atol=1e-9)

@@ -12,6 +12,7 @@
                  [--device cpu]
     attnzoo eval fashion-mnist --models a,b,c [--steps N] [--out DIR]     (the registered backbones)
     attnzoo eval kv [--quick] [--out DIR]     (KV-cache policies on SmolLM2-135M, attnzoo.kv.evaluation)
+    attnzoo leaderboard backbones [--results benchmarks/quality] [--out benchmarks/quality]
 
 Every setting is checked before the first measurement or training step (implementation names, mixers, training
 and task settings, the device, a writable ``--out``); bad input exits with a message naming the argument, the
@@ -444,8 +445,30 @@ def _parser() -> argparse.ArgumentParser:
             _add_compare_arguments(command)
         command.set_defaults(handler=handler)
     _add_eval_parsers(sub)
+    _add_leaderboard_parser(sub)
     _add_quant_parser(sub)
     return parser
+
+
+def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
+    command = sub.add_parser("leaderboard", help="the table and accuracy-vs-throughput plot of the committed "
+                                                 "backbone runs (markdown + PNG)")
+    command.add_argument("board", choices=("backbones",), help="which leaderboard")
+    command.add_argument("--results", default="benchmarks/quality",
+                         help="folder holding backbones*/<model>/fashion-mnist-models.json (default: "
+                              "benchmarks/quality)")
+    command.add_argument("--out", default="benchmarks/quality",
+                         help="output folder of backbones.md and the plot (default: benchmarks/quality)")
+    command.set_defaults(handler=_leaderboard)
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from attnzoo.compare.leaderboard import write_leaderboard
+
+    with reporting(f"attnzoo leaderboard {args.board}"):
+        for path in write_leaderboard(Path(args.out), Path(args.results)):
+            print(path)
+    return 0
 
 
 def _add_quant_parser(sub: argparse._SubParsersAction) -> None:

@@ -142,7 +142,9 @@ def _by_family(planned: Sequence[Any]) -> list[str]:
 
 
 def quality_task_sections(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Section]:
-    """The MQAR leaderboard and plots (every length), then a table per other task."""
+    """The MQAR leaderboard and plots (every length), then a table per other task, then the committed backbone
+    leaderboard when ``benchmarks/quality/backbones*/`` holds runs (:mod:`attnzoo.compare.leaderboard`)."""
+    from attnzoo.compare.leaderboard import backbone_sections
     from attnzoo.tasks.sweep import mqar_sections
 
     sections = []
@@ -158,7 +160,7 @@ def quality_task_sections(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> l
             table = markdown(ordered, [m for m in score_metrics(ordered) if m not in _BOOKKEEPING])
             sections.append(Section(f"Quality: {task_class.title}", table.replace(
                 "train items/s", f"train {task_class.item_name}/s")))
-    return sections
+    return sections + backbone_sections(out_dir)
 
 
 _BOOKKEEPING = {"task", "setting", "family", "job_s", "provenance", "seq_len", "num_kv_pairs"}

@@ -9,8 +9,9 @@ offsets, strength 1, gates σ(1)) on the patch tokens only; the class token is c
 bidirectional); no qkv bias (ConViT's default); LayerNorms with epsilon 1e-6; a final LayerNorm and a linear head
 on the class token.
 Parameter names follow timm (``patch_embed.proj``, ``pos_embed``, ``cls_token``, ``blocks.i.norm1/attn/norm2/
-mlp.fc1/fc2``, ``norm``, ``head``); ``tests/test_backbones_timm.py`` compares a GPSA block and an MHSA block with
-timm's on copied weights.
+mlp.fc1/fc2``, ``norm``, ``head``); ``tests/test_backbones_timm.py`` compares a GPSA block, an MHSA block and the whole
+model (timm's ``ConVit`` class at this 28x28 configuration: equal logits and input gradients) with timm 1.0.31 on
+copied weights.
 
 Scaled: patch 4 on 28x28 gives a 7x7 grid (ConViT: patch 16 on 224, 14x14); width 128 with 4 heads (ConViT-Ti:
 192 = 48 · 4 heads) and depth 6 with 4 GPSA blocks (ConViT: 12 and 10). About 1.2 M parameters.

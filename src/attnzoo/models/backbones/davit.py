@@ -9,7 +9,9 @@ without shift or position bias (``window_attention_2d``), channel attention = ch
 group per head (``channel_group_attention``); MLP ratio 4; global average pool, LayerNorm, linear head. The
 parameter names are timm's (``stem``, ``stages.i.downsample``, ``stages.i.blocks.j.0/1`` with ``cpe1``,
 ``norm1``, ``attn.qkv``, ``attn.proj``, ``cpe2``, ``norm2``, ``mlp.fc1/fc2``), so a timm block's weights load
-(``tests/test_backbones_timm.py`` compares both blocks with timm's on copied weights).
+(``tests/test_backbones_timm.py`` compares both blocks, a stage and the whole model, timm's ``DaVit`` class with
+its stem swapped for this one, with timm 1.0.31 on copied weights; at 56x56, since at 28x28 the last 4x4 grid is one
+4x4 window here while timm pads it to 7x7 and attends to the unmasked zero padding).
 
 Scaled: the stem is a 3x3 stride-2 convolution (DaViT: 7x7 stride 4), so a 28x28 image gives stages at 14x14,
 7x7 and 4x4; three stages (DaViT-T: four) of widths ``(48, 96, 192)`` (96 ... 768), depths ``(1, 1, 2)``

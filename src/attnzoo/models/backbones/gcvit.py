@@ -15,6 +15,10 @@ stages sit at 14x14, 7x7 and 4x4 (GC ViT: 56, 28, 14, 7); three stages (four) of
 (GC ViT-XXT: 64 ... 512), depths ``(2, 2, 2)`` ((2, 2, 6, 2)), heads ``(2, 4, 8)`` (the XXT's first three, 32
 channels each); window 7 clipped to the stage grid (7, 7, 4), so the generator pools once at 14x14 and not at
 all after (the paper: 3, 2, 1, 0 poolings). About 2.2 M parameters.
+
+Checked (``tests/test_backbones_timm.py``) against timm 1.0.31 on copied weights: a whole stage, and the whole
+model, timm's ``GlobalContextVit`` with its stride-4 stem swapped for this stride-2 one (at 56x56, widths from 32:
+timm's squeeze-excitation rounds its hidden width up to a multiple of 8, the official code does not).
 """
 
 from __future__ import annotations

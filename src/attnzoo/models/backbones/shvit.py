@@ -14,6 +14,9 @@ Scaled: the stem has two convolutions, only the first strided (SHViT: four, stri
 14x14, 7x7 and 4x4, the grids SHViT's stages have at 224x224 (14, 7, 4 after rounding up); widths
 ``(64, 128, 224)`` (SHViT-S4: 224, 336, 448), depths ``(2, 3, 3)`` ((4, 7, 6)), attended channels
 ``round(C / 4.67)``: 27 and 48 (S4: 48, 72, 96 = C / 4.67). About 1.9 M parameters.
+
+Checked against timm 1.0.31's ``SHViT`` class (``tests/test_backbones_timm.py``) with its stride-16 stem swapped
+for this one: equal logits and input gradients on copied weights, in training and eval mode.
 """
 
 from __future__ import annotations
