@@ -17,9 +17,10 @@ direction), ``delta`` ``(B, 4, H, W, E)``, ``A`` ``(4, E, N)`` (negative for a d
 ``(B, H, W, E)``. The official code computes ``delta, B, C`` from the cross-scanned sequences with per-direction
 projections; every projection acts on one pixel, so computing them in image coordinates and scanning afterwards
 is the same. Half-precision inputs are scanned in float32 and the result cast back, as ``selective_scan_ref``.
-Implementations: ``chunked`` (``auto``: an associative scan inside chunks of about ``√L`` pixels, the chunks'
-states carried across chunks; ``O(log √L + √L)`` sequential steps, ``O(B · 4 · L · E · N)`` time and memory)
-and ``reference`` (one step per pixel, ``L`` sequential steps, the oracle).
+Implementations: ``chunked`` (``auto`` from 100 pixels: all chunks of about ``√L`` pixels scanned at once, the
+chunks' states carried across chunks; ``3√L`` sequential steps, ``O(B · 4 · L · E · N)`` time and memory) and
+``reference`` (one step per pixel, ``L`` sequential steps, the oracle; ``auto`` below 100 pixels, where its single
+pass is faster).
 
 Verified against the official ``selective_scan_ref`` (state-spaces/mamba ``mamba_ssm/ops/selective_scan_interface.py``,
 which VMamba's ``csms6s.py`` and Mamba YOLO's ``SelectiveScanCore`` match) and ``cross_selective_scan``
@@ -99,7 +100,8 @@ def selective_scan_2d(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: 
                       delta_softplus: bool = True, impl: str = "auto") -> torch.Tensor:
     """SS2D's four-direction selective scan and cross-merge (module docstring): ``x`` ``(B, H, W, E)``,
     ``delta`` ``(B, 4, H, W, E)``, ``A`` ``(4, E, N)``, ``B``, ``C`` ``(B, 4, H, W, N)``, ``D``, ``delta_bias``
-    ``(4, E)`` -> ``(B, H, W, E)``. ``impl``: ``"auto"`` (``"chunked"``), ``"chunked"`` or ``"reference"``.
+    ``(4, E)`` -> ``(B, H, W, E)``. ``impl``: ``"auto"`` (``"chunked"`` from 100 pixels, else ``"reference"``),
+``"chunked"`` or ``"reference"``.
     Not causal: every output pixel reads the whole image (each direction is causal along its own order).
 
     >>> import torch
