@@ -404,7 +404,36 @@ def _parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
     _add_eval_parsers(sub)
     _add_quant_parser(sub)
+    _add_inspect_parser(sub)
     return parser
+
+
+def _add_inspect_parser(sub: argparse._SubParsersAction) -> None:
+    command = sub.add_parser("inspect", help="one attention picture per spatial mixer of a compare / eval "
+                                             "fashion-mnist run, on the same test image (attention.png + .json)")
+    command.add_argument("run", metavar="RUN_DIR", help="folder of the run (its checkpoints are searched below it)")
+    command.add_argument("--image", type=int, default=0, help="Fashion-MNIST test image index (default: 0)")
+    command.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
+    command.set_defaults(handler=_inspect)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from attnzoo.inspect.figure import write_attention_figure
+
+    if not Path(args.run).is_dir():
+        print(f"attnzoo inspect: RUN_DIR {args.run!r} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        path = write_attention_figure(args.run, args.out or args.run, args.image)
+    except ValueError as error:
+        print(f"attnzoo inspect: {error}", file=sys.stderr)
+        return 2
+    if path is None:
+        print(f"attnzoo inspect: no Fashion-MNIST checkpoint under {args.run!r} (train with `attnzoo compare` or "
+              "`attnzoo eval fashion-mnist`)", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
 
 
 def _add_quant_parser(sub: argparse._SubParsersAction) -> None:
