@@ -6,6 +6,7 @@ Each function draws into a given ``matplotlib`` axes and returns it, so pictures
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def image_grid(image: torch.Tensor, heats: Mapping[str, torch.Tensor | str], pat
     flat[0].set_axis_off()
     for ax, (name, heat) in zip(flat[1:], heats.items()):
         if isinstance(heat, str):
-            ax.text(0.5, 0.5, heat, ha="center", va="center", wrap=True, fontsize=6, transform=ax.transAxes)
+            ax.text(0.5, 0.5, textwrap.fill(heat, 28), ha="center", va="center", fontsize=6, transform=ax.transAxes)
             ax.set_title(name, fontsize=8)
             ax.set_axis_off()
         else:
@@ -92,7 +93,7 @@ def image_grid(image: torch.Tensor, heats: Mapping[str, torch.Tensor | str], pat
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.82 if rows == 1 else 0.9, wspace=0.1, hspace=0.3)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
