@@ -350,7 +350,8 @@ def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
 def _add_kv_parser(tasks: argparse._SubParsersAction) -> None:
     command = tasks.add_parser("kv", help="KV-cache policies on SmolLM2-135M: perplexity on held-out Austen against "
                                           "compression (attnzoo.kv.evaluation)")
-    command.add_argument("--quick", action="store_true", help="context 512 only, two windows (24 min on one shared core)")
+    command.add_argument("--quick", action="store_true", 
+                         help="context 512 only, two windows (24 min on one shared core)")
     command.add_argument("--contexts", metavar="N,N", default=None, help="contexts (default 512,1024,2048)")
     command.add_argument("--windows", type=int, default=None, help="windows per context (default 3)")
     command.add_argument("--modes", metavar="M,M", default=None, help="chunk and/or decode (default both)")
@@ -447,6 +448,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_eval_parsers(sub)
     _add_leaderboard_parser(sub)
     _add_quant_parser(sub)
+    _add_inspect_parser(sub)
     return parser
 
 
@@ -468,6 +470,33 @@ def _leaderboard(args: argparse.Namespace) -> int:
     with reporting(f"attnzoo leaderboard {args.board}"):
         for path in write_leaderboard(Path(args.out), Path(args.results)):
             print(path)
+
+
+def _add_inspect_parser(sub: argparse._SubParsersAction) -> None:
+    command = sub.add_parser("inspect", help="one attention picture per spatial mixer of a compare / eval "
+                                             "fashion-mnist run, on the same test image (attention.png + .json)")
+    command.add_argument("run", metavar="RUN_DIR", help="folder of the run (its checkpoints are searched below it)")
+    command.add_argument("--image", type=int, default=0, help="Fashion-MNIST test image index (default: 0)")
+    command.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
+    command.set_defaults(handler=_inspect)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from attnzoo.inspect.figure import write_attention_figure
+
+    if not Path(args.run).is_dir():
+        print(f"attnzoo inspect: RUN_DIR {args.run!r} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        path = write_attention_figure(args.run, args.out or args.run, args.image)
+    except ValueError as error:
+        print(f"attnzoo inspect: {error}", file=sys.stderr)
+        return 2
+    if path is None:
+        print(f"attnzoo inspect: no Fashion-MNIST checkpoint under {args.run!r} (train with `attnzoo compare` or "
+              "`attnzoo eval fashion-mnist`)", file=sys.stderr)
+        return 2
+    print(path)
     return 0
 
 

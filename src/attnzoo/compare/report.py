@@ -160,7 +160,26 @@ def quality_task_sections(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> l
             table = markdown(ordered, [m for m in score_metrics(ordered) if m not in _BOOKKEEPING])
             sections.append(Section(f"Quality: {task_class.title}", table.replace(
                 "train items/s", f"train {task_class.item_name}/s")))
+            if task == "fashion-mnist":
+                sections += attention_sections(out_dir)
     return sections + backbone_sections(out_dir)
+
+
+def attention_sections(out_dir: Path) -> list[Section]:
+    """One attention picture per Fashion-MNIST mixer trained in this run (:mod:`attnzoo.inspect.figure`, its
+    checkpoints under ``out_dir / "runs"``); none when no checkpoint is there (every row reused from the cache)."""
+    from attnzoo.inspect.figure import FIGURE, write_attention_figure
+
+    try:
+        path = write_attention_figure(out_dir / "runs", out_dir)
+    except ImportError as error:  # matplotlib, the optional [plot] extra
+        return [Section("Attention on one Fashion-MNIST image", f"not drawn: {error}")]
+    if path is None:
+        return []
+    return [Section("Attention on one Fashion-MNIST image",
+                    "Each trained mixer's attention rollout (Abnar & Zuidema 2020) on the same test image, the mean "
+                    "over query rows on the token grid (the ViT mean-pools its tokens); mixers without attention "
+                    "maps say why. Values in `attention.json`; `attnzoo inspect` redraws it.", (FIGURE,))]
 
 
 _BOOKKEEPING = {"task", "setting", "family", "job_s", "provenance", "seq_len", "num_kv_pairs"}
