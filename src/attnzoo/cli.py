@@ -350,7 +350,7 @@ def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
 def _add_kv_parser(tasks: argparse._SubParsersAction) -> None:
     command = tasks.add_parser("kv", help="KV-cache policies on SmolLM2-135M: perplexity on held-out Austen against "
                                           "compression (attnzoo.kv.evaluation)")
-    command.add_argument("--quick", action="store_true", 
+    command.add_argument("--quick", action="store_true",
                          help="context 512 only, two windows (24 min on one shared core)")
     command.add_argument("--contexts", metavar="N,N", default=None, help="contexts (default 512,1024,2048)")
     command.add_argument("--windows", type=int, default=None, help="windows per context (default 3)")
