@@ -40,14 +40,6 @@ class LocalPlan:
     axes: torch.Tensor
     sinks: torch.Tensor
 
-    @property
-    def num_tokens(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def num_sinks(self) -> int:
-        return self.sinks.shape[1]
-
 
 def _inverse_runs(start: torch.Tensor, count: torch.Tensor, dilation: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each key position, the first query whose run holds it and how many do: within each dilation group the

@@ -215,7 +215,6 @@ template <typename T> struct Scratch {
     int64_t* table;    // bias table entry, -1 for none
     T* w0;             // scores / probabilities
     T* w1;             // dP / dS
-    T* w2;             // spare weights
 };
 
 template <typename T> static Scratch<T> carve(const AzProblem* p, void* memory) {
@@ -227,9 +226,7 @@ template <typename T> static Scratch<T> carve(const AzProblem* p, void* memory) 
     s.pos = (int64_t*)m; m += n * sizeof(int64_t);
     s.table = (int64_t*)m; m += n * sizeof(int64_t);
     s.w0 = (T*)m; m += n * sizeof(double);
-    s.w1 = (T*)m; m += n * sizeof(double);
-    s.w2 = (T*)m;
-    for (int64_t j = 0; j < n; ++j) s.w0[j] = s.w1[j] = s.w2[j] = 0;  // the padded lanes are read, never used
+    s.w1 = (T*)m;
     return s;
 }
 

@@ -94,8 +94,9 @@ static inline int64_t az_capacity(const AzProblem* p) {
     return keys > inverse ? keys : inverse;
 }
 
-// Scratch bytes one thread needs: row pointers, positions and weights for az_capacity entries, padded by a vector.
+// Scratch bytes one thread needs: row pointers, positions and two weight arrays for az_capacity entries, padded by a
+// vector (the padding lanes are read, never used; the driver zero-fills the scratch once per thread).
 static inline int64_t az_scratch_bytes(const AzProblem* p) {
     int64_t n = az_capacity(p) + 8;
-    return n * (int64_t)(2 * sizeof(void*) + 2 * sizeof(int64_t) + 3 * sizeof(double)) + 64;
+    return n * (int64_t)(2 * sizeof(void*) + 2 * sizeof(int64_t) + 2 * sizeof(double)) + 64;
 }
