@@ -57,7 +57,9 @@ def test_inspect_command_refuses_bad_runs(tmp_path: Path, capsys: pytest.Capture
     assert "no Fashion-MNIST checkpoint" in capsys.readouterr().err
 
 
-def test_compare_report_shows_the_attention_picture(run_dir: Path) -> None:
+def test_compare_report_shows_the_attention_picture(run_dir: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no committed backbone runs under ./benchmarks/quality: their section would follow
     rows = [{"task": "fashion-mnist", "setting": "fashion-mnist", "family": "full", "mixer": m, "params": 1,
              "steps": 2, "train_time_s": 1.0, "train_items_per_s": 1.0, "test_accuracy": 0.1, "mixer_kwargs": {}}
             for m in MIXERS]

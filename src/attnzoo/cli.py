@@ -470,6 +470,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     with reporting(f"attnzoo leaderboard {args.board}"):
         for path in write_leaderboard(Path(args.out), Path(args.results)):
             print(path)
+    return 0
 
 
 def _add_inspect_parser(sub: argparse._SubParsersAction) -> None:
