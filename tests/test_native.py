@@ -157,6 +157,21 @@ def test_torch_compile_traces_the_custom_op() -> None:
     torch.testing.assert_close(grad_compiled, grad_eager)
 
 
+def test_the_fake_kernels_agree_with_the_real_ones_on_permuted_inputs() -> None:
+    """``torch.library.opcheck`` (fake shapes and strides, schema, autograd registration) with heads-major
+    views as inputs: inductor asserts the real outputs' strides against the fake ones."""
+    arguments = neighborhood_plan_arguments(neighborhood_pattern((4, 5), 3, 1, False))
+    q, k, v = (_random((1, 20, 2, 8), torch.float32, seed).detach().transpose(1, 2).requires_grad_()
+               for seed in range(3))
+    rpb = _random((2, 5, 5), torch.float32, 3)
+    forward = (q, k, v, rpb.reshape(2, -1), "neighborhood", arguments, 0.3, 0)
+    torch.library.opcheck(torch.ops.attnzoo.native_local_attention, forward)
+    out, lse = torch.ops.attnzoo.native_local_attention(*forward)
+    backward = (torch.randn_like(out).transpose(1, 2).contiguous().transpose(1, 2), q.detach(), k.detach(),
+                v.detach(), rpb.detach().reshape(2, -1), out.detach(), lse.detach(), "neighborhood", arguments, 0.3, 0)
+    torch.library.opcheck(torch.ops.attnzoo.native_local_attention_backward, backward)
+
+
 def test_the_build_is_cached_and_a_missing_or_failing_compiler_is_reported(monkeypatch, tmp_path) -> None:
     path = build.build()
     assert path.exists() and build.build() == path  # the cache: the second call compiles nothing

@@ -107,12 +107,21 @@ def test_fp_power_of_two_commutation_is_exact_in_float64(x, rho, fmt, bias_units
 
 
 @settings(max_examples=60, deadline=None)
-@given(quantizers(), tensors(away_from_zero), st.integers(-20, 20))
+@given(quantizers(), tensors(away_from_zero), st.integers(-16, 20))
 def test_fitted_quantizers_commute_with_powers_of_two(q, x, rho) -> None:
     """Q(2^ρ x) = 2^ρ Q(x) with parameters fitted to each input (min-max, absmax, absmean, absmedian: every
     statistic scales exactly); for the uniform grid this is the law with the step 2^-ρ Δ in place of 2^-b.
-    Entries of magnitude >= 1 keep every group's scale clear of the floors (min_scale, eps), which break it."""
+    Entries of magnitude >= 1 and ρ >= -16 keep every group's scale clear of the floors (min_scale, and the
+    ternary eps 1e-5 < 2^-16), which break it (next test)."""
     assert torch.equal(q.quantize(x * 2.0 ** rho), 2.0 ** rho * q.quantize(x))
+
+
+def test_the_ternary_eps_floor_breaks_the_commutation() -> None:
+    """Below the floor the scale is eps, not 2^ρ times the statistic: the law's precondition is needed."""
+    q, x = TernaryQuantizer(), torch.ones(1, 8, dtype=torch.float64)
+    assert q.eps > 2.0 ** -17
+    assert torch.equal(q.quantize(x), x)
+    assert not torch.equal(q.quantize(x * 2.0 ** -17), 2.0 ** -17 * q.quantize(x))
 
 
 def test_the_law_is_not_about_bit_widths() -> None:

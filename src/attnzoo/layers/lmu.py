@@ -89,5 +89,7 @@ class LMUMixer(ShowsOptions, nn.Module):
                             key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens)
         memory, state = result if output_final_state else (result, None)
         h = F.relu(self.w_h(torch.cat([memory.squeeze(2), x], dim=-1)))
-        y = self.norm(self.w_o(h).transpose(1, 2)).transpose(1, 2)
+        # contiguous: on a transposed input, torch 2.13's traced BatchNorm backward (AOT autograd) predicts
+        # other strides than the eager kernel returns, and the compiled backward's view then fails
+        y = self.norm(self.w_o(h).transpose(1, 2).contiguous()).transpose(1, 2)
         return (y, state) if output_final_state else y

@@ -91,7 +91,9 @@ class SS2D(ShowsOptions, nn.Module):
         xs = act(xs)
         projected = torch.einsum("bhwe,kce->bkhwc", xs, autocast_like(self.x_proj_weight, xs))
         dts, bs, cs = projected.split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dts = torch.einsum("bkhwr,ker->bkhwe", dts, autocast_like(self.dt_projs_weight, dts))
+        # contiguous: einsum returns a (k, b)-major permutation, on which torch 2.13's traced softplus backward
+        # (AOT autograd) predicts other strides than the eager kernel returns, and the compiled backward fails
+        dts = torch.einsum("bkhwr,ker->bkhwe", dts, autocast_like(self.dt_projs_weight, dts)).contiguous()
         params = [autocast_like(t, xs) for t in (-torch.exp(self.A_logs), self.Ds, self.dt_projs_bias)]
         y = selective_scan_2d(xs, dts, params[0], bs, cs, params[1], params[2], delta_softplus=True, impl=self.impl)
         return self.out_proj(self.out_norm(y) * act(z))

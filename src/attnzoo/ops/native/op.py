@@ -105,8 +105,9 @@ def native_backward(grad_out: torch.Tensor, query: torch.Tensor, key: torch.Tens
 
 @native_backward.register_fake
 def _(grad_out, query, key, value, rpb, out, lse, plan_kind, plan_arguments, scale, isa):  # noqa: ANN001, ANN202
-    drpb = query.new_empty(0) if rpb is None else torch.empty_like(rpb)
-    return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value), drpb
+    # contiguous, as the kernel writes them (empty_like would keep a permuted input's strides)
+    drpb = query.new_empty(0) if rpb is None else rpb.new_empty(rpb.shape)
+    return query.new_empty(query.shape), key.new_empty(key.shape), value.new_empty(value.shape), drpb
 
 
 def _setup_context(ctx, inputs: tuple, output: tuple) -> None:  # noqa: ANN001

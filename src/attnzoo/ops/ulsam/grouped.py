@@ -38,7 +38,9 @@ def ulsam_grouped(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tenso
     h = F.max_pool2d(torch.relu(h).contiguous(memory_format=torch.channels_last), 3, stride=1, padding=1)
     h = h.contiguous().view(b, groups, size, height, width)
     if training:
-        a = torch.einsum("bgchw,gc->bghw", h, pw_weight) + pw_bias[:, None, None]
+        # contiguous: einsum returns a (g, b)-major permutation, on which torch 2.13's traced BatchNorm backward
+        # (AOT autograd) predicts other strides than the eager kernel returns, and the compiled backward fails
+        a = torch.einsum("bgchw,gc->bghw", h, pw_weight).contiguous() + pw_bias[:, None, None]
         a = F.batch_norm(a, pw_running_mean, pw_running_var, pw_norm_weight, pw_norm_bias, True, momentum, eps)
     else:
         weight, shift = _fold(pw_weight, pw_bias, pw_norm_weight, pw_norm_bias, pw_running_mean, pw_running_var, eps)
