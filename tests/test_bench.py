@@ -114,12 +114,13 @@ def test_declared_and_peer_skip_reasons() -> None:
 
 def test_suites_cover_every_implementation() -> None:
     quick = local_cases("quick")
-    assert {c.impl for c in quick} == {DENSE_SDPA, "native", "tiled", "flex", "natten", "local-attention"}
+    assert {c.impl for c in quick} == {DENSE_SDPA, "native", "tiled", "windowed", "flex", "natten", "local-attention"}
     assert all(c.baseline == (c.impl == DENSE_SDPA) for c in quick)
     assert {c.impl for c in local_cases("quick", ["tiled"])} == {DENSE_SDPA, "tiled"}
     full = local_cases("full")
     assert {c.workload.name for c in full} >= {"na2d 64x64 k7 b1", "na2d 128x128 k7 b4", "na1d 16384 k127 b1",
-                                               "swa 16384 w256 b1", "na3d 16x16x16 k3 b1", "na3d 16x16x16 k5 b1"}
+                                               "swa 16384 w256 b1", "na3d 16x16x16 k3 b1", "na3d 16x16x16 k5 b1",
+                                               "swin 56x56 w7 s3 b1", "swin 56x56 w7 s3 b4"}
     with pytest.raises(ValueError, match="subset"):
         local_cases("huge")
 

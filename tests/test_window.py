@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from attnzoo.layers.window import WindowAttention2D
 from attnzoo.masks import dense_mask
 from attnzoo.ops import window_attention_2d
+from attnzoo.ops.native import unavailable_reason
 from attnzoo.ops.window.pattern import WindowPattern
+
+NATIVE = pytest.param("native", marks=pytest.mark.skipif(unavailable_reason() is not None,
+                                                         reason=str(unavailable_reason())))
+FAST = ["windowed", NATIVE]
+"""The fast paths: the batched SDPA over partitioned windows and the fused C++ kernel."""
 
 
 def _inputs(batch, heads, grid, head_dim, window, rpb=True, dtype=torch.float64, seed=0):
@@ -90,24 +96,25 @@ SHAPES = [  # batch, heads, grid, head_dim, window, shift
 ]
 
 
+@pytest.mark.parametrize("impl", FAST)
 @pytest.mark.parametrize("rpb", [True, False])
 @pytest.mark.parametrize(("batch", "heads", "grid", "head_dim", "window", "shift"), SHAPES)
-def test_windowed_matches_reference_forward_backward(batch, heads, grid, head_dim, window, shift, rpb) -> None:
+def test_fast_paths_match_reference_forward_backward(batch, heads, grid, head_dim, window, shift, rpb, impl) -> None:
     exact = _inputs(batch, heads, grid, head_dim, window, rpb)
     ref = _run(exact, window, shift, "reference")
     ref_grads = _grads(ref, exact)
-    out = _run(exact, window, shift, "windowed")
+    out = _run(exact, window, shift, impl)
     torch.testing.assert_close(out, ref, atol=1e-10, rtol=0)
     for got, want in zip(_grads(out, exact), ref_grads):  # q, k, v, rpb
         torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
     single = _inputs(batch, heads, grid, head_dim, window, rpb, dtype=torch.float32)
-    out32 = _run(single, window, shift, "windowed")
+    out32 = _run(single, window, shift, impl)
     torch.testing.assert_close(out32.double(), ref, atol=2e-5, rtol=0)
     for got, want in zip(_grads(out32, single), ref_grads):
         torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("impl", ["windowed", "reference"])
+@pytest.mark.parametrize("impl", [*FAST, "reference"])
 @pytest.mark.parametrize(("grid", "window", "shift"), [((8, 12), 4, 2), ((9, 9), 3, 1), ((6, 6), 3, 0),
                                                        ((8, 8), 8, 0), ((10, 10), 5, 4)])
 def test_equals_swin_roll_partition_region_mask_construction(grid, window, shift, impl) -> None:
@@ -140,7 +147,7 @@ def test_mask_function_is_swins_region_mask_in_original_coordinates(grid, window
     assert not got.all() and (got.sum(1) >= 1).all()
 
 
-@pytest.mark.parametrize("impl", ["windowed", "reference"])
+@pytest.mark.parametrize("impl", [*FAST, "reference"])
 def test_window_equal_to_grid_without_shift_is_full_attention_with_bias(impl) -> None:
     q, k, v, rpb = _inputs(2, 2, (5, 7), 8, (5, 7))
     qi, qj = torch.meshgrid(torch.arange(5), torch.arange(7), indexing="ij")
@@ -151,7 +158,7 @@ def test_window_equal_to_grid_without_shift_is_full_attention_with_bias(impl) ->
     torch.testing.assert_close(window_attention_2d(q, k, v, (5, 7), rpb=rpb, impl=impl), full, atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize("impl", ["windowed", "reference"])
+@pytest.mark.parametrize("impl", [*FAST, "reference"])
 @pytest.mark.parametrize(("window", "shift", "rpb"), [((2, 2), (1, 1), True), ((2, 3), (0, 2), True),
                                                       ((4, 3), (0, 0), False)])
 def test_gradcheck(impl, window, shift, rpb) -> None:

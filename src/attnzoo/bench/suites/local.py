@@ -1,9 +1,11 @@
-"""The local-family benchmark: 2-D and 1-D neighborhood attention and causal sliding-window attention.
+"""The local-family benchmark: 2-D and 1-D neighborhood attention, Swin window attention and causal sliding-window
+attention.
 
 Workloads (fp32, 4 heads): 2-D neighborhood 7x7 on 32x32, 64x64 and 128x128 grids, head dim 32, batch 1 and
-4; 3-D neighborhood 3x3x3 and 5x5x5 on 16x16x16, head dim 32, batch 1; 1-D neighborhood k=127 and causal sliding
-window w=256 at 4k and 16k tokens, head dim 64, batch 1. Implementations: ours (the fused ``native`` kernel,
-``tiled``, compiled ``flex``), the dense masked SDPA baseline, NATTEN (forward) and local-attention (sliding
+4; 3-D neighborhood 3x3x3 and 5x5x5 on 16x16x16, head dim 32, batch 1; Swin's stage-1 geometry (56x56, 7x7
+windows shifted by 3, head dim 32, batch 1 and 4); 1-D neighborhood k=127 and causal sliding window w=256 at 4k
+and 16k tokens, head dim 64, batch 1. Implementations: ours (the fused ``native`` kernel, ``tiled`` or
+``windowed``, compiled ``flex``), the dense masked SDPA baseline, NATTEN (forward) and local-attention (sliding
 window, forward and backward). ``quick`` is a small subset for a first look and the
 tests; ``compare`` the batch-1 subset used by ``attnzoo compare``.
 """
@@ -26,6 +28,10 @@ from attnzoo.ops.neighborhood.tiled import neighborhood_plan
 from attnzoo.ops.sliding_window.functional import sliding_window_attention
 from attnzoo.ops.sliding_window.patterns import SlidingWindowPattern
 from attnzoo.ops.sliding_window.tiled import sliding_window_plan
+from attnzoo.ops.window.functional import VARIANT_NAME as WINDOW_VARIANT
+from attnzoo.ops.window.functional import window_attention_2d, window_pattern
+from attnzoo.ops.window.pattern import WindowPattern
+from attnzoo.ops.window.windowed import window_layout
 
 FAMILY = "local"
 REFERENCE_SCORE_LIMIT = 2**28
@@ -49,12 +55,12 @@ def _reference(score_entries: int, fn: Callable[[Inputs], torch.Tensor]) -> dict
 
 
 def _ours(workload: Workload, pattern: Any, run: Callable[[str], Callable[[Inputs, Any], torch.Tensor]],
-          plan: Callable[[], Any], device: str) -> list[Case]:
-    """The dense masked SDPA baseline, our native kernel, the tiled one (its ``plan`` built as set-up) and the
-    compiled Flex path."""
+          plan: Callable[[], Any], device: str, gathered: str = "tiled") -> list[Case]:
+    """The dense masked SDPA baseline, our native kernel, the gathering one (``gathered``: ``tiled``, or
+    ``windowed`` for Swin windows; its ``plan`` built as set-up) and the compiled Flex path."""
     return [dense_sdpa_case(workload, pattern, device),
             registry_case(workload, "native", run("native"), device=device),
-            registry_case(workload, "tiled", run("tiled"), prepare=plan, device=device),
+            registry_case(workload, gathered, run(gathered), prepare=plan, device=device),
             registry_case(workload, "flex", run("flex"), prepare=flex_block_mask_prepare(pattern, device),
                           note="torch.compile(flex_attention), block mask cached", device=device)]
 
@@ -103,6 +109,49 @@ class NeighborhoodSpec:
 
 
 @dataclass(frozen=True)
+class WindowSpec:
+    """Swin (shifted) window attention: ``window x window`` windows after a cyclic shift by ``shift``."""
+
+    grid: tuple[int, int]
+    window: int
+    shift: int
+    batch: int
+    heads: int = 4
+    head_dim: int = 32
+    device: str = DEVICE
+
+    def workload(self) -> Workload:
+        tokens = math.prod(self.grid)
+        entries = self.batch * self.heads * tokens**2
+        grid = "x".join(map(str, self.grid))
+        pattern = self.pattern()
+        # visible (query, key) pairs: per axis the sum of squared group sizes (the region rule), multiplied
+        pairs = math.prod(int(torch.bincount((torch.arange(n) + w - s) // w).pow(2).sum())
+                          for n, w, s in zip(pattern.shape, pattern.window, pattern.shift))
+        return Workload(
+            name=f"swin {grid} w{self.window} s{self.shift} b{self.batch}", family=FAMILY,
+            variant=WINDOW_VARIANT, series=f"swin w{self.window} s{self.shift} b{self.batch} h{self.heads} "
+                                           f"d{self.head_dim}",
+            shape={"batch": self.batch, "heads": self.heads, "grid": list(self.grid), "head_dim": self.head_dim,
+                   "window_size": self.window, "shift_size": self.shift},
+            tokens=tokens, score_entries=entries,
+            flops=attention_flops(self.batch, self.heads, pairs, self.head_dim),
+            make_inputs=_qkv((self.batch, self.heads, *self.grid, self.head_dim), self.device), device=self.device,
+            **_reference(entries, lambda x: self._run("reference")(x, None)))
+
+    def pattern(self) -> WindowPattern:
+        return window_pattern(self.grid, self.window, self.shift)
+
+    def _run(self, impl: str) -> Callable[[Inputs, Any], torch.Tensor]:
+        return lambda x, _: window_attention_2d(x["query"], x["key"], x["value"], self.window, self.shift, impl=impl)
+
+    def cases(self) -> list[Case]:
+        pattern = self.pattern()
+        return _ours(self.workload(), pattern, self._run, lambda: window_layout(pattern, self.device), self.device,
+                     gathered="windowed")
+
+
+@dataclass(frozen=True)
 class SlidingWindowSpec:
     """Causal sliding-window attention: query ``i`` sees keys ``i - window < j <= i``."""
 
@@ -147,19 +196,20 @@ def _sliding_window_reference(window: int) -> Callable[[Inputs], torch.Tensor]:
     return reference
 
 
-Spec = NeighborhoodSpec | SlidingWindowSpec
+Spec = NeighborhoodSpec | WindowSpec | SlidingWindowSpec
 
 FULL: tuple[Spec, ...] = (
     *(NeighborhoodSpec((side, side), 7, batch) for batch in (1, 4) for side in (32, 64, 128)),
     *(NeighborhoodSpec((16, 16, 16), kernel, 1) for kernel in (3, 5)),
+    *(WindowSpec((56, 56), 7, 3, batch) for batch in (1, 4)),
     *(NeighborhoodSpec((length,), 127, 1, head_dim=64) for length in (4096, 16384)),
     *(SlidingWindowSpec(length, 256) for length in (4096, 16384)),
 )
 SUBSETS: dict[str, tuple[Spec, ...]] = {
     "full": FULL,
     "compare": tuple(spec for spec in FULL if spec.batch == 1),
-    "quick": (NeighborhoodSpec((32, 32), 7, 1), NeighborhoodSpec((1024,), 31, 1, head_dim=64),
-              SlidingWindowSpec(1024, 64)),
+    "quick": (NeighborhoodSpec((32, 32), 7, 1), WindowSpec((28, 28), 7, 3, 1),
+              NeighborhoodSpec((1024,), 31, 1, head_dim=64), SlidingWindowSpec(1024, 64)),
 }
 
 

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, FLEX_COMPILED
+from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, FLEX_COMPILED, NATIVE_CPU
 from attnzoo.fitting import grid_block
 from attnzoo.layers.window import WindowAttention2D
 from attnzoo.ops.window.flex import window_flex
 from attnzoo.ops.window.functional import VARIANT_NAME, window_attention_2d
+from attnzoo.ops.window.native import window_native
 from attnzoo.ops.window.reference import window_reference
 from attnzoo.ops.window.windowed import window_windowed
 from attnzoo.registry import GRID_2D, IMAGE, Implementation, Paper, Variant, register
@@ -31,6 +33,9 @@ register(Variant(
             "position bias table (DaViT, LaMamba-Diff, GC ViT)",
     op=window_attention_2d,
     implementations={
+        "native": Implementation("native", window_native, replace(NATIVE_CPU, features=frozenset({"bias"})),
+                                 "fused C++ kernel: each query reads its window's keys in place, no roll or "
+                                 "partition copies; forward and backward"),
         "windowed": Implementation("windowed", window_windowed, AUTOGRAD_ANY_FLOAT,
                                    "roll + window partition + one batched SDPA; O(N * w^2) memory"),
         "flex": Implementation("flex", window_flex, FLEX_COMPILED, "compiled FlexAttention with the shared mask"),
