@@ -46,7 +46,7 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _cpu_peak(fn: Callable[[], object]) -> int:
+def _cpu_trace(fn: Callable[[], object]) -> tuple[int, int]:
     with quiet_stderr():
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             fn()
@@ -56,21 +56,27 @@ def _cpu_peak(fn: Callable[[], object]) -> int:
     for event in events:
         live += event.nbytes()
         peak = max(peak, live)
-    return peak
+    return peak, live
 
 
-def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
+def _cuda_trace(fn: Callable[[], object], device: torch.device) -> tuple[int, int]:
     torch.cuda.synchronize(device)
     before = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
     fn()
     torch.cuda.synchronize(device)
-    return max(0, torch.cuda.max_memory_allocated(device) - before)
+    return max(0, torch.cuda.max_memory_allocated(device) - before), torch.cuda.memory_allocated(device) - before
 
 
 def peak_allocated_bytes(fn: Callable[[], object], device: str = "cpu") -> int:
     """Peak bytes of torch memory on ``device`` allocated by ``fn`` and live at the same time."""
+    return allocated_bytes(fn, device)[0]
+
+
+def allocated_bytes(fn: Callable[[], object], device: str = "cpu") -> tuple[int, int]:
+    """Peak bytes of torch memory on ``device`` allocated by ``fn`` and live at the same time, and the bytes
+    it allocated that are still live when it returns (what it keeps, e.g. an autograd graph's saved tensors)."""
     where = torch.device(device)
     if where.type == "cuda":
-        return _cuda_peak(fn, where)
-    return _cpu_peak(fn)
+        return _cuda_trace(fn, where)
+    return _cpu_trace(fn)
