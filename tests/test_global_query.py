@@ -12,9 +12,11 @@ from torch import nn
 from attnzoo.layers import GlobalQueryAttention, GlobalQueryGenerator
 from attnzoo.layers.global_query import global_query_levels
 from attnzoo.ops import global_query_attention, window_attention_2d
+from attnzoo.ops.native import unavailable_reason
 from attnzoo.registry import get_variant
 
-IMPLS = ["windowed", "reference"]
+IMPLS = [pytest.param("native", marks=pytest.mark.skipif(unavailable_reason() is not None,
+                                                       reason=str(unavailable_reason()))), "windowed", "reference"]
 
 
 def _tensors(*shapes: tuple[int, ...], seed: int = 0) -> list[torch.Tensor]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT
+from attnzoo.capabilities import AUTOGRAD_ANY_FLOAT, NATIVE_CPU
 from attnzoo.layers.global_query import GlobalQueryAttention
 from attnzoo.ops.global_query.functional import VARIANT_NAME, global_query_attention
+from attnzoo.ops.global_query.native import global_query_native
 from attnzoo.ops.global_query.reference import global_query_reference
 from attnzoo.ops.global_query.windowed import global_query_windowed
 from attnzoo.registry import GRID_2D, IMAGE, Implementation, Paper, Variant, register
@@ -31,6 +33,9 @@ register(Variant(
             "generator (fused-MBConv + max-pool stack), shared by every window; local/global pair in the layer",
     op=global_query_attention,
     implementations={
+        "native": Implementation("native", global_query_native, replace(NATIVE_CPU, features=frozenset({"bias"})),
+                                 "global queries tiled over the grid, then the fused C++ window kernel; forward "
+                                 "and backward"),
         "windowed": Implementation("windowed", global_query_windowed, AUTOGRAD_ANY_FLOAT,
                                    "window partition + global queries repeated per window + one batched SDPA; "
                                    "O(N * w^2)"),
