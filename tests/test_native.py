@@ -157,6 +157,25 @@ def test_torch_compile_traces_the_custom_op() -> None:
     torch.testing.assert_close(grad_compiled, grad_eager)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_is_computed_in_float32(dtype) -> None:
+    """The float32 kernel on the converted inputs, the output rounded back once: within one rounding of the
+    float64 reference on the rounded inputs, gradients in the inputs' dtype."""
+    pattern = neighborhood_pattern((9, 11), 5, 1, False)
+    q, k, v = (_random((2, 2, 9, 11, 16), dtype, seed) for seed in range(3))
+    out = native_local_attention(q, k, v, "neighborhood", neighborhood_plan_arguments(pattern), scale=0.25)
+    exact = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    expected = neighborhood_reference(*exact, pattern=pattern, rpb=None, scale=0.25)
+    assert out.dtype == dtype
+    eps = torch.finfo(dtype).eps
+    assert (out.double() - expected).abs().max() <= eps * expected.abs().max()
+    grads = torch.autograd.grad(out, [q, k, v], torch.ones_like(out))
+    expected_grads = torch.autograd.grad(expected, exact, torch.ones_like(expected))
+    for got, want in zip(grads, expected_grads):
+        assert got.dtype == dtype
+        assert (got.double() - want).abs().max() <= 4 * eps * want.abs().max()
+
+
 def test_the_fake_kernels_agree_with_the_real_ones_on_permuted_inputs() -> None:
     """``torch.library.opcheck`` (fake shapes and strides, schema, autograd registration) with heads-major
     views as inputs: inductor asserts the real outputs' strides against the fake ones."""

@@ -30,7 +30,8 @@ FLEX_COMPILED = Capabilities(devices=CPU_CUDA, backward_devices=frozenset({"cuda
 DROP_IN = frozenset({"attn_mask", "key_padding", "varlen", "cross", "gqa", "dropout", "weights"})
 """Every drop-in feature of :mod:`attnzoo.ops.dropin` (what the dense references of sequence ops run)."""
 
-NATIVE_CPU = Capabilities(devices=frozenset({"cpu"}), dtypes=FULL_PRECISION, backward_devices=frozenset({"cpu"}),
+NATIVE_CPU = Capabilities(devices=frozenset({"cpu"}), dtypes=FLOAT_DTYPES, backward_devices=frozenset({"cpu"}),
                           features=frozenset({"causal", "dilation", "bias", "gqa"}), available=native_unavailable)
-"""The fused C++ local-attention kernel (:mod:`attnzoo.ops.native`): CPU, float32 and float64, a hand-written
-first-order backward, grouped KV heads read in place; unavailable (with the reason) where it cannot be built."""
+"""The fused C++ local-attention kernel (:mod:`attnzoo.ops.native`): CPU, float32 and float64 (half precision
+computed in float32), a hand-written first-order backward, grouped KV heads read in place; unavailable (with the
+reason) where it cannot be built."""

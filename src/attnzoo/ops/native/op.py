@@ -135,12 +135,19 @@ def native_local_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
 
     ``rpb``: the ``(H, 2 r_1 + 1, ...)`` bias table of the plan's axes (axes of the grid only, not the padding).
     The log-sum-exp is computed but not returned (the backward uses it); time O(N · window · D), memory O(N ·
-    window) for the backward's probabilities, in slabs of heads of at most 64 MB.
+    window) for the backward's probabilities, in slabs of heads of at most 64 MB. float32 and float64 run as
+    they are; bfloat16 and float16 are computed in float32 (the inputs converted, the output rounded back once,
+    the gradients returned in the inputs' dtype through the conversions), which is more accurate than a
+    half-precision softmax; compare the speed with ``attnzoo bench --op ... --dtype bfloat16``.
     """
     if isa not in ISAS:
         raise ValueError(f"isa={isa!r}: expected one of {list(ISAS)}")
+    dtype = query.dtype
+    if dtype not in DTYPES:
+        query, key, value = (t.float() for t in (query, key, value))
+        rpb = None if rpb is None else rpb.float()
     grid = query.shape[2:-1]
     flat = [t.reshape(t.shape[0], t.shape[1], -1, t.shape[-1]) for t in (query, key, value)]
     table = None if rpb is None else rpb.reshape(rpb.shape[0], -1)
     out, _ = native_forward(*flat, table, plan_kind, list(plan_arguments), scale, ISAS[isa])
-    return out.view(*out.shape[:2], *grid, out.shape[-1])
+    return out.view(*out.shape[:2], *grid, out.shape[-1]).to(dtype)
