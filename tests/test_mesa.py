@@ -4,6 +4,8 @@ against 4, per-group ranges equal the per-head min and max at the first call."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -139,3 +141,23 @@ def test_bad_arguments_name_themselves() -> None:
         MesaSavedActivations(nn.Linear(2, 2), groups=0)
     with pytest.raises(ValueError, match="ema_decay=1.0"):
         MesaSavedActivations(nn.Linear(2, 2), ema_decay=1.0)
+
+
+def test_the_training_comparison_reports_every_row(monkeypatch, tmp_path) -> None:
+    """``python -m attnzoo.quant.mesa`` on a stand-in task (no data files): one row per setting, the Mesa row
+    saving a quarter of the float32 bytes, the report written."""
+    from attnzoo.quant.mesa import experiment
+
+    class TinyTask(experiment.FashionMNISTTask):
+        def prepare(self) -> None:
+            g = torch.Generator().manual_seed(0)
+            self._data = (torch.randn(64, 28, 28, generator=g), torch.randint(10, (64,), generator=g),
+                          torch.randn(32, 28, 28, generator=g), torch.randint(10, (32,), generator=g))
+
+    monkeypatch.setattr(experiment, "FashionMNISTTask", lambda: TinyTask(batch_size=8, test_examples=32, depth=1))
+    assert experiment.main(["--steps", "2", "--bits", "8", "4", "--out", str(tmp_path), "--no-progress"]) == 0
+    rows = json.loads((tmp_path / "mesa.json").read_text())["rows"]
+    assert [r["saved_activations"] for r in rows] == ["float32", "mesa 8-bit", "mesa 4-bit"]
+    assert rows[0]["saved_bytes"] == 0 and 3.9 < rows[1]["saved_float32_bytes"] / rows[1]["saved_bytes"] <= 4
+    assert all(r["graph_bytes"] > 0 and 0 <= r["test_accuracy"] <= 1 for r in rows)
+    assert "| mesa 4-bit |" in (tmp_path / "mesa.md").read_text()

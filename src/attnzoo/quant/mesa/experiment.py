@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnzoo.bench.machine import describe_machine
 from attnzoo.bench.memory import allocated_bytes, peak_allocated_bytes
 from attnzoo.quant.mesa.wrapper import MesaSavedActivations
 from attnzoo.tasks.fashion_mnist import FashionMNISTTask
 from attnzoo.train import TrainConfig, train
 
 MIXER = "softmax"
+
+
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def build(task: FashionMNISTTask, mesa_bits: int | None, seed: int) -> nn.Module:
@@ -62,6 +67,7 @@ def step_memory(model: nn.Module, task: FashionMNISTTask, seed: int) -> dict[str
 
 def run(steps: int = 300, seed: int = 0, bits: tuple[int, ...] = (8,), progress: bool = True) -> dict[str, Any]:
     """Train and score the float32-saved ViT and one Mesa ViT per entry of ``bits``; the JSON document."""
+    load_start = _load_average()
     task = FashionMNISTTask()
     task.prepare()
     rows = []
@@ -78,8 +84,7 @@ def run(steps: int = 300, seed: int = 0, bits: tuple[int, ...] = (8,), progress:
     return {"command": f"python -m attnzoo.quant.mesa --steps {steps} --seed {seed}", "steps": steps, "seed": seed,
             "batch_size": task.batch_size, "model": f"ViT patch {task.patch_size}, width {task.dim}, depth "
                                                     f"{task.depth}, {task.num_heads} heads, {MIXER} attention",
-            "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                        "isa": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__},
+            "machine": describe_machine(), "load_average_start": load_start, "load_average_end": _load_average(),
             "rows": rows}
 
 
@@ -91,7 +96,9 @@ def markdown(doc: dict[str, Any]) -> str:
              "step (exact; *as float32*: the same saves unquantized, a tensor saved by two ops counted twice); "
              "graph held: torch memory the forward leaves allocated for the backward; step peak: during one "
              "forward + backward (profiler). Images/s were measured on a shared machine: compare the rows with "
-             "each other only.\n",
+             f"each other only. Machine: {doc['machine'].get('cpu', '?')}, "
+             f"{doc['machine'].get('threads', '?')} threads, load average {doc['load_average_start'][0]} at the "
+             f"start and {doc['load_average_end'][0]} at the end.\n",
              "| saved activations | test accuracy | blocks' saved bytes / step | as float32 | graph held MB | "
              "step peak MB | train images/s |", "|---|---|---|---|---|---|---|"]
     for row in doc["rows"]:
