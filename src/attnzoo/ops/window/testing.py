@@ -8,17 +8,8 @@ from typing import Any
 import torch
 
 from attnzoo.ops.window.functional import VARIANT_NAME
-from attnzoo.testing import (
-    Case,
-    ErrorInput,
-    Inputs,
-    OpTestSpec,
-    bad_layer_option,
-    qkv_inputs,
-    random_tensor,
-    register_spec,
-    scale_error_inputs,
-)
+from attnzoo.testing import Case, ErrorInput, Inputs, OpTestSpec, bad_layer_option, qkv_inputs, random_tensor, \
+    register_spec, scale_error_inputs
 from attnzoo.validation import per_axis
 
 
