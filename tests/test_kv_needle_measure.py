@@ -198,5 +198,7 @@ def test_grid_and_flags() -> None:
     assert [(n, s) for n, s, _ in grid][:2] == [("full", 1), ("sliding_window", 4)] and len(grid) == 1 + 4 + 2
     args = _parser().parse_args(["eval", "kv", "--quick", "--no-needle", "--no-timing"])
     assert args.needle is False and args.timing is False
-    args = _parser().parse_args(["eval", "kv"])
-    assert args.needle is True and args.timing is True
+    args = _parser().parse_args(["eval", "kv", "--taus", "0.9,0.99"])
+    assert args.needle is True and args.timing is True and args.taus == "0.9,0.99"
+    quick = KVEvalConfig.quick()
+    assert quick.contexts == (512,) and quick.needle and quick.timing and quick.timing_repeats >= 3

@@ -351,9 +351,10 @@ def _add_kv_parser(tasks: argparse._SubParsersAction) -> None:
     command = tasks.add_parser("kv", help="KV-cache policies on SmolLM2-135M: perplexity on held-out Austen against "
                                           "compression (attnzoo.kv.evaluation)")
     command.add_argument("--quick", action="store_true",
-                         help="context 512 only, two windows, needle at 3 depths, 3 timing repeats")
+                         help="context 512, two windows, chunk scoring, tau 0.95, needle at 3 depths, 3 timing repeats")
     command.add_argument("--contexts", metavar="N,N", default=None, help="contexts (default 512,1024,2048)")
     command.add_argument("--windows", type=int, default=None, help="windows per context (default 3)")
+    command.add_argument("--taus", metavar="T,T", default=None, help="ZipVL taus (default 0.9,0.95,0.99)")
     command.add_argument("--modes", metavar="M,M", default=None, help="chunk and/or decode (default both)")
     command.add_argument("--needle", action=argparse.BooleanOptionalAction, default=True,
                          help="needle-in-a-haystack retrieval at every setting (default: on)")
@@ -376,11 +377,16 @@ def _eval_kv(args: argparse.Namespace) -> int:
                 raise ValueError(f"--contexts {args.contexts!r}: expected comma-separated integers") from None
         if args.modes:
             options["modes"] = tuple(m.strip() for m in args.modes.split(","))
+        if args.taus:
+            try:
+                options["taus"] = tuple(float(t) for t in args.taus.split(","))
+            except ValueError:
+                raise ValueError(f"--taus {args.taus!r}: expected comma-separated reals in (0, 1]") from None
         if args.windows is not None:
             options["windows"] = args.windows
         options.update(needle=args.needle, timing=args.timing)
         config = dataclasses.replace(KVEvalConfig.quick() if args.quick else KVEvalConfig(), **options)
-        flags = [f"--{name} {getattr(args, name)}" for name in ("contexts", "windows", "modes")
+        flags = [f"--{name} {getattr(args, name)}" for name in ("contexts", "windows", "modes", "taus")
                  if getattr(args, name) is not None]
         flags += [f"--no-{name}" for name in ("needle", "timing") if not getattr(args, name)]
         command = " ".join(["attnzoo eval kv", *(["--quick"] if args.quick else []), *flags])

@@ -1,10 +1,10 @@
 """Decode speed and memory of each KV policy, measured for ratios, not absolute times.
 
-For each policy a ``context``-token window is prefilled under it (not timed), then ``tokens`` further tokens of the
-text are decoded one call each (teacher-forced, so every policy reads the same tokens); the time of those model
-calls is summed. Repeats run round-robin over the policies (repeat 1 of every policy, then repeat 2, ...) so that
-a slow stretch of a shared machine hits them all; a row reports the median tokens/s over the repeats and its ratio
-to the median of full attention in the same run.
+For each policy a ``context``-token window is prefilled under it once (not timed); each repeat then decodes
+``tokens`` further tokens of the text from a copy of that cache, one call each (teacher-forced, so every policy
+reads the same tokens); the time of those model calls is summed. Repeats run round-robin over the policies
+(repeat 1 of every policy, then repeat 2, ...) so that a slow stretch of a shared machine hits them all; a row
+reports the median tokens/s over the repeats and its ratio to the median of full attention in the same run.
 
 Memory, two numbers, not to be confused:
 
@@ -18,6 +18,7 @@ Memory, two numbers, not to be confused:
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import statistics
@@ -30,7 +31,7 @@ import torch
 from attnzoo.kv.policies import KVPolicy
 from attnzoo.validation import check_int
 
-__all__ = ["budget_nbytes", "decode_once", "machine_info", "measure_decode", "peak_rss_probe"]
+__all__ = ["budget_nbytes", "decode_once", "machine_info", "measure_decode", "peak_rss_probe", "prefill"]
 
 
 def machine_info() -> dict[str, Any]:
@@ -87,28 +88,44 @@ def budget_nbytes(config: Any, budget: int, batch: int = 1, itemsize: int = 4) -
     return batch * config.num_hidden_layers * heads * budget * 2 * head_dim * itemsize
 
 
+def prefill(model: Any, window: torch.Tensor, context: int, policy: KVPolicy | None) -> Any:  # noqa: ANN401
+    """The cache after ``window[:, :context]`` under ``policy`` (``None``: the model's own ``DynamicCache``)."""
+    from attnzoo.kv import apply_policy
+
+    check_int("context", context)
+    with torch.no_grad():
+        if policy is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=model.config)
+            model(window[:, :context], cache=cache, use_cache=True)
+            return cache
+        with apply_policy(model, policy) as kv:
+            cache = kv.new_cache()
+            model(window[:, :context], cache=cache, use_cache=True)
+            return cache
+
+
 def decode_once(model: Any, window: torch.Tensor, context: int, tokens: int,  # noqa: ANN401
-                policy: KVPolicy | None) -> dict[str, Any]:
-    """Prefill ``window[:, :context]`` under ``policy`` (``None``: the model's own cache and attention), then decode
-    ``window[:, context:context + tokens]`` one call each: the summed seconds of those calls, the peak KV bytes
-    held between calls, the peak RSS rise (module docstring)."""
+                policy: KVPolicy | None, prefilled: Any = None) -> dict[str, Any]:  # noqa: ANN401
+    """Decode ``window[:, context:context + tokens]`` one call each under ``policy`` (``None``: the model's own
+    cache and attention) from a copy of ``prefilled`` (:func:`prefill`'s cache; ``None``: prefill here): the summed
+    seconds of those calls, the peak KV bytes held between calls, the peak RSS rise (module docstring)."""
     from attnzoo.kv import apply_policy
 
     check_int("context", context)
     check_int("tokens", tokens)
     if window.shape[1] < context + tokens:
         raise ValueError(f"window of {window.shape[1]} tokens; context={context} + tokens={tokens} needs more")
+    cache = copy.deepcopy(prefilled) if prefilled is not None else prefill(model, window, context, policy)
     with torch.no_grad():
         if policy is None:
-            from transformers import DynamicCache
-
-            return _decode(model, window, context, tokens, DynamicCache(config=model.config))
-        with apply_policy(model, policy) as kv:
-            return _decode(model, window, context, tokens, kv.new_cache())
+            return _decode(model, window, context, tokens, cache)
+        with apply_policy(model, policy):
+            return _decode(model, window, context, tokens, cache)
 
 
 def _decode(model: Any, window: torch.Tensor, context: int, tokens: int, cache: Any) -> dict:  # noqa: ANN401
-    model(window[:, :context], cache=cache, use_cache=True)
     peak, seconds = _cache_nbytes(cache), 0.0
     with peak_rss_probe() as probe:
         for t in range(context, context + tokens):
@@ -130,10 +147,14 @@ def measure_decode(model: Any, window: torch.Tensor, context: int, tokens: int, 
     if "full" not in [name for name, _, _ in policies]:
         raise ValueError("policies: expected a row named 'full' (full attention), the reference of the ratios")
     runs: list[list[dict]] = [[] for _ in policies]
-    bar = tqdm(total=repeats * len(policies), desc=f"decode timing {context}", disable=not progress)
+    bar = tqdm(total=(repeats + 1) * len(policies), desc=f"decode timing {context}", disable=not progress)
+    prefilled = []
+    for _, _, policy in policies:
+        prefilled.append(prefill(model, window, context, policy))
+        bar.update()
     for _ in range(repeats):
         for i, (_, _, policy) in enumerate(policies):
-            runs[i].append(decode_once(model, window, context, tokens, policy))
+            runs[i].append(decode_once(model, window, context, tokens, policy, prefilled[i]))
             bar.update()
     bar.close()
     rows = []
