@@ -3,8 +3,9 @@
 For each policy a ``context``-token window is prefilled under it once (not timed); each repeat then decodes
 ``tokens`` further tokens of the text from a copy of that cache, one call each (teacher-forced, so every policy
 reads the same tokens); the time of those model calls is summed. Repeats run round-robin over the policies
-(repeat 1 of every policy, then repeat 2, ...) so that a slow stretch of a shared machine hits them all; a row
-reports the median tokens/s over the repeats and its ratio to the median of full attention in the same run.
+(repeat 1 of every policy, then repeat 2, ...) so that a slow stretch of a shared machine hits them all, after one
+untimed warm-up round; a row reports the median tokens/s over the repeats (each repeat's value kept in
+``tokens_per_s_runs``) and its ratio to the median of full attention in the same run.
 
 Memory, two numbers, not to be confused:
 
@@ -147,14 +148,16 @@ def measure_decode(model: Any, window: torch.Tensor, context: int, tokens: int, 
     if "full" not in [name for name, _, _ in policies]:
         raise ValueError("policies: expected a row named 'full' (full attention), the reference of the ratios")
     runs: list[list[dict]] = [[] for _ in policies]
-    bar = tqdm(total=(repeats + 1) * len(policies), desc=f"decode timing {context}", disable=not progress)
+    bar = tqdm(total=(repeats + 2) * len(policies), desc=f"decode timing {context}", disable=not progress)
     prefilled = []
     for _, _, policy in policies:
         prefilled.append(prefill(model, window, context, policy))
         bar.update()
-    for _ in range(repeats):
+    for repeat in range(repeats + 1):
         for i, (_, _, policy) in enumerate(policies):
-            runs[i].append(decode_once(model, window, context, tokens, policy, prefilled[i]))
+            measured = decode_once(model, window, context, tokens, policy, prefilled[i])
+            if repeat:  # round 0 warms up every policy's decode path and is not kept
+                runs[i].append(measured)
             bar.update()
     bar.close()
     rows = []
@@ -163,6 +166,7 @@ def measure_decode(model: Any, window: torch.Tensor, context: int, tokens: int, 
         rows.append({"context": context, "policy": name, "setting": setting, "decode_tokens": tokens,
                      "repeats": repeats, "tokens_per_s_median": statistics.median(tokens / m["seconds"]
                                                                                   for m in measured),
+                     "tokens_per_s_runs": [tokens / m["seconds"] for m in measured],
                      "peak_kv_bytes": max(m["peak_kv_bytes"] for m in measured),
                      "peak_rss_rise_bytes_median": statistics.median(rises) if rises else None})
     full = next(r["tokens_per_s_median"] for r in rows if r["policy"] == "full")
