@@ -5,11 +5,29 @@ mixed-precision caches sit on the same axis as the fixed ratios)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 __all__ = ["plot_needle", "plot_perplexity", "write_plots"]
 
 _LINESTYLES = {"chunk": "-", "decode": "--"}
+_MARKERS = "osD^vP"
+
+
+def _style(index: int) -> dict:
+    """Colour, marker and a size shrinking with ``index``, so that policies drawn on top of each other (equal
+    accuracies) stay visible."""
+    return {"color": f"C{index}", "marker": _MARKERS[index % len(_MARKERS)], "markersize": 11 - 1.2 * (index % 6)}
+
+
+def _plain_log_ticks(ax: object, values: list[float]) -> None:
+    """Ticks at the powers of two up to past the largest of ``values``, written plainly (1, 2, 4, 8)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ticks = [2.0**i for i in range(int(math.log2(max(values))) + 2)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def _pyplot():  # noqa: ANN202
@@ -33,15 +51,15 @@ def plot_perplexity(report: dict, path: str | Path) -> Path:
     if not contexts:
         raise ValueError("report has no perplexity rows to plot")
     fig, axes = plt.subplots(1, len(contexts), figsize=(5 * len(contexts), 4), squeeze=False)
-    colours = {name: f"C{i}" for i, name in enumerate(_policies(rows))}
+    styles = {name: _style(i) for i, name in enumerate(_policies(rows))}
     for ax, context in zip(axes[0], contexts, strict=True):
         for mode in dict.fromkeys(r["mode"] for r in rows):
             here = [r for r in rows if r["context"] == context and r["mode"] == mode]
-            for name, colour in colours.items():
+            for name, style in styles.items():
                 points = sorted((r["kv_bytes_per_token"], r["perplexity"]) for r in here if r["policy"] == name)
                 if points:
-                    ax.plot(*zip(*points, strict=True), _LINESTYLES.get(mode, ":"), marker="o", color=colour,
-                            label=f"{name} ({mode})")
+                    ax.plot(*zip(*points, strict=True), _LINESTYLES.get(mode, ":"), label=f"{name} ({mode})",
+                            **style)
             for r in (r for r in here if r["policy"] == "full"):
                 ax.plot(r["kv_bytes_per_token"], r["perplexity"], "*", color="black", markersize=12,
                         label=f"full ({mode})")
@@ -60,19 +78,21 @@ def plot_needle(report: dict, path: str | Path) -> Path:
     if not contexts:
         raise ValueError("report has no needle rows to plot")
     fig, axes = plt.subplots(1, len(contexts), figsize=(5 * len(contexts), 4), squeeze=False)
-    colours = {name: f"C{i}" for i, name in enumerate(_policies(rows))}
+    styles = {name: _style(i) for i, name in enumerate(_policies(rows))}
     for ax, context in zip(axes[0], contexts, strict=True):
         here = [r for r in rows if r["context"] == context]
         full = next((r for r in here if r["policy"] == "full"), None)
         if full is None:
             raise ValueError(f"needle rows of context {context} have no 'full' row, the compression reference")
-        for name, colour in colours.items():
+        for name, style in styles.items():
             points = sorted((full["kv_bytes_per_token"] / r["kv_bytes_per_token"], r["accuracy"])
                             for r in here if r["policy"] == name)
             if points:
-                ax.plot(*zip(*points, strict=True), "-", marker="o", color=colour, label=name, alpha=0.8)
+                ax.plot(*zip(*points, strict=True), "-", label=name, alpha=0.75, **style)
         ax.plot(1.0, full["accuracy"], "*", color="black", markersize=12, label="full")
-        ax.set(xscale="log", xlabel="KV compression (full bytes / policy bytes)", ylabel="exact-match accuracy",
+        ax.set_xscale("log")
+        _plain_log_ticks(ax, [1.0] + [full["kv_bytes_per_token"] / r["kv_bytes_per_token"] for r in here])
+        ax.set( xlabel="KV compression (full bytes / policy bytes)", ylabel="exact-match accuracy",
                ylim=(-0.05, 1.05), title=f"needle, context {context}")
         ax.grid(True, which="both", alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
