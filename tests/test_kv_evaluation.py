@@ -39,7 +39,7 @@ def test_report_tables_and_files(tmp_path: object) -> None:
     report = {"command": "attnzoo eval kv", "config": config.__dict__, "model": "m", "text": "t", "rows": rows}
     text = markdown(report)
     assert text.count("| h2o | 2 | 0.500 | 3.000 | 10 |") == 2 and "## context 8, decode" in text
-    json_path, md_path = write(report, tmp_path)
+    json_path, md_path, *_ = write(report, tmp_path)
     assert json_path.exists() and md_path.read_text() == text
 
 

@@ -11,7 +11,7 @@
     attnzoo eval {mqar,austen,fashion-mnist,pixel-mnist} [--mixers a,b,c] [--steps N] [task settings] [--out DIR]
                  [--device cpu]
     attnzoo eval fashion-mnist --models a,b,c [--steps N] [--out DIR]     (the registered backbones)
-    attnzoo eval kv [--quick] [--out DIR]     (KV-cache policies on SmolLM2-135M, attnzoo.kv.evaluation)
+    attnzoo eval kv [--quick] [--no-needle] [--no-timing] [--out DIR]  (KV policies on SmolLM2, attnzoo.kv.evaluation)
     attnzoo leaderboard backbones [--results benchmarks/quality] [--out benchmarks/quality]
 
 Every setting is checked before the first measurement or training step (implementation names, mixers, training
@@ -351,10 +351,15 @@ def _add_kv_parser(tasks: argparse._SubParsersAction) -> None:
     command = tasks.add_parser("kv", help="KV-cache policies on SmolLM2-135M: perplexity on held-out Austen against "
                                           "compression (attnzoo.kv.evaluation)")
     command.add_argument("--quick", action="store_true",
-                         help="context 512 only, two windows (24 min on one shared core)")
+                         help="context 512, two windows, chunk scoring, tau 0.95, needle at 3 depths, 3 timing repeats")
     command.add_argument("--contexts", metavar="N,N", default=None, help="contexts (default 512,1024,2048)")
     command.add_argument("--windows", type=int, default=None, help="windows per context (default 3)")
+    command.add_argument("--taus", metavar="T,T", default=None, help="ZipVL taus (default 0.9,0.95,0.99)")
     command.add_argument("--modes", metavar="M,M", default=None, help="chunk and/or decode (default both)")
+    command.add_argument("--needle", action=argparse.BooleanOptionalAction, default=True,
+                         help="needle-in-a-haystack retrieval at every setting (default: on)")
+    command.add_argument("--timing", action=argparse.BooleanOptionalAction, default=True,
+                         help="decode tokens/s and peak memory at every setting (default: on)")
     command.add_argument("--out", default="reports/kv", help="output folder (default: reports/kv)")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
     command.set_defaults(handler=_eval_kv)
@@ -372,11 +377,18 @@ def _eval_kv(args: argparse.Namespace) -> int:
                 raise ValueError(f"--contexts {args.contexts!r}: expected comma-separated integers") from None
         if args.modes:
             options["modes"] = tuple(m.strip() for m in args.modes.split(","))
+        if args.taus:
+            try:
+                options["taus"] = tuple(float(t) for t in args.taus.split(","))
+            except ValueError:
+                raise ValueError(f"--taus {args.taus!r}: expected comma-separated reals in (0, 1]") from None
         if args.windows is not None:
             options["windows"] = args.windows
+        options.update(needle=args.needle, timing=args.timing)
         config = dataclasses.replace(KVEvalConfig.quick() if args.quick else KVEvalConfig(), **options)
-        flags = [f"--{name} {getattr(args, name)}" for name in ("contexts", "windows", "modes")
+        flags = [f"--{name} {getattr(args, name)}" for name in ("contexts", "windows", "modes", "taus")
                  if getattr(args, name) is not None]
+        flags += [f"--no-{name}" for name in ("needle", "timing") if not getattr(args, name)]
         command = " ".join(["attnzoo eval kv", *(["--quick"] if args.quick else []), *flags])
         report = run_kv_eval(config, progress=not args.no_progress, command=command)
     except (ModuleNotFoundError, ValueError) as error:

