@@ -86,8 +86,16 @@ def assert_matches(outs: tuple, grads: dict, ref_outs: tuple, ref_grads: dict, d
     for i, (out, ref) in enumerate(zip(outs, ref_outs)):
         assert out.dtype == dtype and out.shape == ref.shape
         assert_close_scaled(out.double(), ref.double(), tol["out"], msg=f"output {i}")
-    for name in ref_grads:
-        assert_close_scaled(grads[name].double(), ref_grads[name].double(), tol["grad"], msg=f"grad of {name}")
+    scale = max([1.0] + [g.abs().max().item() for g in ref_grads.values() if g.numel()])
+    for name, ref in ref_grads.items():
+        ref = ref.double()
+        if ref.numel() and ref.abs().max().item() <= 1e-9 * scale:
+            # zero in exact arithmetic (a key bias under softmax's shift invariance): a cancellation of terms of
+            # the size of the call's other gradients, so its round-off scales with them, not with 1
+            torch.testing.assert_close(grads[name].double(), ref, atol=tol["grad"] * scale, rtol=0,
+                                       msg=f"grad of {name} (zero in exact arithmetic)")
+        else:
+            assert_close_scaled(grads[name].double(), ref, tol["grad"], msg=f"grad of {name}")
 
 
 def test_every_variant_has_a_test_spec_and_every_spec_a_variant() -> None:
