@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from attnzoo.kv.measure import machine_info, measure_decode
+from attnzoo.kv.measure import machine_info, measure_decode, policy_applied
 from attnzoo.kv.needle import run_needle
 from attnzoo.kv.policies import H2O, KVPolicy, SlidingWindow, StreamingLLM, ZipVL
 from attnzoo.validation import check_int
@@ -124,10 +124,8 @@ def _windows(tokens: torch.Tensor, length: int, count: int) -> list[torch.Tensor
 def _score(model: Any, window: torch.Tensor, context: int, policy: KVPolicy,  # noqa: ANN401
            mode: str) -> tuple[float, float, int]:
     """Summed NLL of the scored tokens, the KV bytes held after the prefill, and the tokens held (layer mean)."""
-    from attnzoo.kv import apply_policy
-
-    with torch.no_grad(), apply_policy(model, policy) as kv:
-        cache = kv.new_cache()
+    with policy_applied(model, policy) as new_cache:
+        cache = new_cache()
         model(window[:, :context], cache=cache, use_cache=True)
         held = [layer.keys.shape[2] for layer in cache.layers]
         nbytes = cache.packed_nbytes()

@@ -19,32 +19,45 @@ Memory, two numbers, not to be confused:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
-import platform
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from attnzoo.bench.machine import cpu_model
 from attnzoo.kv.policies import KVPolicy
 from attnzoo.validation import check_int
 
-__all__ = ["budget_nbytes", "decode_once", "machine_info", "measure_decode", "peak_rss_probe", "prefill"]
+__all__ = ["budget_nbytes", "decode_once", "machine_info", "measure_decode", "peak_rss_probe", "policy_applied",
+           "prefill"]
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model (``/proc/cpuinfo``), the ISA torch dispatches to, torch's thread count."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        model = names[0] if names else model
-    return {"cpu": model, "isa": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+    """CPU model (:func:`attnzoo.bench.machine.cpu_model`), the ISA torch dispatches to, torch's thread count."""
+    return {"cpu": cpu_model(), "isa": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "logical_cpus": os.cpu_count()}
+
+
+@contextlib.contextmanager
+def policy_applied(model: Any, policy: KVPolicy | None) -> Iterator[Callable[[], Any]]:  # noqa: ANN401
+    """``policy`` on a transformers causal LM under ``torch.no_grad`` inside the block (``None``: the model's own
+    cache and attention); yields the factory of empty caches to pass as ``cache=``."""
+    from attnzoo.kv import apply_policy
+
+    with torch.no_grad():
+        if policy is None:
+            from transformers import DynamicCache
+
+            yield lambda: DynamicCache(config=model.config)
+        else:
+            with apply_policy(model, policy) as kv:
+                yield kv.new_cache
 
 
 def _status(field: str) -> int | None:
@@ -91,20 +104,11 @@ def budget_nbytes(config: Any, budget: int, batch: int = 1, itemsize: int = 4) -
 
 def prefill(model: Any, window: torch.Tensor, context: int, policy: KVPolicy | None) -> Any:  # noqa: ANN401
     """The cache after ``window[:, :context]`` under ``policy`` (``None``: the model's own ``DynamicCache``)."""
-    from attnzoo.kv import apply_policy
-
     check_int("context", context)
-    with torch.no_grad():
-        if policy is None:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=model.config)
-            model(window[:, :context], cache=cache, use_cache=True)
-            return cache
-        with apply_policy(model, policy) as kv:
-            cache = kv.new_cache()
-            model(window[:, :context], cache=cache, use_cache=True)
-            return cache
+    with policy_applied(model, policy) as new_cache:
+        cache = new_cache()
+        model(window[:, :context], cache=cache, use_cache=True)
+    return cache
 
 
 def decode_once(model: Any, window: torch.Tensor, context: int, tokens: int,  # noqa: ANN401
@@ -112,18 +116,13 @@ def decode_once(model: Any, window: torch.Tensor, context: int, tokens: int,  # 
     """Decode ``window[:, context:context + tokens]`` one call each under ``policy`` (``None``: the model's own
     cache and attention) from a copy of ``prefilled`` (:func:`prefill`'s cache; ``None``: prefill here): the summed
     seconds of those calls, the peak KV bytes held between calls, the peak RSS rise (module docstring)."""
-    from attnzoo.kv import apply_policy
-
     check_int("context", context)
     check_int("tokens", tokens)
     if window.shape[1] < context + tokens:
         raise ValueError(f"window of {window.shape[1]} tokens; context={context} + tokens={tokens} needs more")
     cache = copy.deepcopy(prefilled) if prefilled is not None else prefill(model, window, context, policy)
-    with torch.no_grad():
-        if policy is None:
-            return _decode(model, window, context, tokens, cache)
-        with apply_policy(model, policy):
-            return _decode(model, window, context, tokens, cache)
+    with policy_applied(model, policy):
+        return _decode(model, window, context, tokens, cache)
 
 
 def _decode(model: Any, window: torch.Tensor, context: int, tokens: int, cache: Any) -> dict:  # noqa: ANN401

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
+from attnzoo.kv.measure import policy_applied
 from attnzoo.kv.policies import KVPolicy
 from attnzoo.validation import check_int
 
@@ -104,30 +105,17 @@ def answer_needle(model: Any, prompt: NeedlePrompt, policy: KVPolicy | None,  # 
     """Greedy answer ids (``new_tokens``, default the answer's token count plus one) of a transformers causal LM
     under ``policy`` (``None``: the model's own cache, full attention), and the KV bytes held after the prefill
     (``0`` without a policy)."""
-    from attnzoo.kv import apply_policy
-
     new_tokens = prompt.answer_tokens + 1 if new_tokens is None else check_int("new_tokens", new_tokens)
-    with torch.no_grad():
-        if policy is None:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=model.config)
-            return _greedy(model, prompt, cache, new_tokens), 0
-        with apply_policy(model, policy) as kv:
-            cache = kv.new_cache()
-            return _greedy(model, prompt, cache, new_tokens, bytes_after_prefill=True)
-
-
-def _greedy(model: Any, prompt: NeedlePrompt, cache: Any, new_tokens: int,  # noqa: ANN401
-            bytes_after_prefill: bool = False) -> Any:  # noqa: ANN401
-    model(prompt.context, cache=cache, use_cache=True)
-    nbytes = cache.packed_nbytes() if bytes_after_prefill else None
-    logits = model(prompt.question, cache=cache, use_cache=True).logits
-    out = [int(logits[0, -1].argmax())]
-    for _ in range(new_tokens - 1):
-        logits = model(torch.tensor([[out[-1]]]), cache=cache, use_cache=True).logits
-        out.append(int(logits[0, -1].argmax()))
-    return (out, nbytes) if bytes_after_prefill else out
+    with policy_applied(model, policy) as new_cache:
+        cache = new_cache()
+        model(prompt.context, cache=cache, use_cache=True)
+        nbytes = cache.packed_nbytes() if policy is not None else 0
+        logits = model(prompt.question, cache=cache, use_cache=True).logits
+        out = [int(logits[0, -1].argmax())]
+        for _ in range(new_tokens - 1):
+            logits = model(torch.tensor([[out[-1]]]), cache=cache, use_cache=True).logits
+            out.append(int(logits[0, -1].argmax()))
+    return out, nbytes
 
 
 def run_needle(model: Any, tokenizer: Tokenizer, tokens: torch.Tensor, context: int,  # noqa: ANN401

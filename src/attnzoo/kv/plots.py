@@ -43,16 +43,23 @@ def _policies(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(r["policy"] for r in rows if r["policy"] != "full"))
 
 
-def plot_perplexity(report: dict, path: str | Path) -> Path:
-    """Perplexity against KV bytes/token from ``report["rows"]``, one panel per context; full attention a star."""
+def _panels(rows: list[dict], what: str) -> tuple[object, object, list, list[int], dict[str, dict]]:
+    """pyplot, a figure with one panel per context of ``rows`` (``ValueError`` naming ``what`` when there are
+    none), its axes, the contexts and each policy's style."""
     plt = _pyplot()
-    rows = report["rows"]
     contexts = sorted({r["context"] for r in rows})
     if not contexts:
-        raise ValueError("report has no perplexity rows to plot")
+        raise ValueError(f"report has no {what} rows to plot")
     fig, axes = plt.subplots(1, len(contexts), figsize=(5 * len(contexts), 4), squeeze=False)
     styles = {name: _style(i) for i, name in enumerate(_policies(rows))}
-    for ax, context in zip(axes[0], contexts, strict=True):
+    return plt, fig, list(axes[0]), contexts, styles
+
+
+def plot_perplexity(report: dict, path: str | Path) -> Path:
+    """Perplexity against KV bytes/token from ``report["rows"]``, one panel per context; full attention a star."""
+    rows = report["rows"]
+    plt, fig, axes, contexts, styles = _panels(rows, "perplexity")
+    for ax, context in zip(axes, contexts, strict=True):
         for mode in dict.fromkeys(r["mode"] for r in rows):
             here = [r for r in rows if r["context"] == context and r["mode"] == mode]
             for name, style in styles.items():
@@ -66,20 +73,14 @@ def plot_perplexity(report: dict, path: str | Path) -> Path:
         ax.set(xscale="log", yscale="log", xlabel="KV bytes per context token", ylabel="perplexity",
                title=f"context {context}")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    return _save(fig, plt, path)
+    return _save(fig, axes, plt, path)
 
 
 def plot_needle(report: dict, path: str | Path) -> Path:
     """Needle exact-match accuracy against KV compression from ``report["needle"]``, one panel per context."""
-    plt = _pyplot()
     rows = report.get("needle") or []
-    contexts = sorted({r["context"] for r in rows})
-    if not contexts:
-        raise ValueError("report has no needle rows to plot")
-    fig, axes = plt.subplots(1, len(contexts), figsize=(5 * len(contexts), 4), squeeze=False)
-    styles = {name: _style(i) for i, name in enumerate(_policies(rows))}
-    for ax, context in zip(axes[0], contexts, strict=True):
+    plt, fig, axes, contexts, styles = _panels(rows, "needle")
+    for ax, context in zip(axes, contexts, strict=True):
         here = [r for r in rows if r["context"] == context]
         full = next((r for r in here if r["policy"] == "full"), None)
         if full is None:
@@ -92,14 +93,15 @@ def plot_needle(report: dict, path: str | Path) -> Path:
         ax.plot(1.0, full["accuracy"], "*", color="black", markersize=12, label="full")
         ax.set_xscale("log")
         _plain_log_ticks(ax, [1.0] + [full["kv_bytes_per_token"] / r["kv_bytes_per_token"] for r in here])
-        ax.set( xlabel="KV compression (full bytes / policy bytes)", ylabel="exact-match accuracy",
+        ax.set(xlabel="KV compression (full bytes / policy bytes)", ylabel="exact-match accuracy",
                ylim=(-0.05, 1.05), title=f"needle, context {context}")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    return _save(fig, plt, path)
+    return _save(fig, axes, plt, path)
 
 
-def _save(fig: object, plt: object, path: str | Path) -> Path:
+def _save(fig: object, axes: list, plt: object, path: str | Path) -> Path:
+    """The legend on the last panel, then the figure written to ``path`` and closed."""
+    axes[-1].legend(fontsize=7, loc="best")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
