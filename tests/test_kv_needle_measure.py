@@ -10,6 +10,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from tiny_llama import tiny_llama  # noqa: E402
+
 from attnzoo.cli import _parser  # noqa: E402
 from attnzoo.kv import H2O, SlidingWindow, StreamingLLM, ZipVL  # noqa: E402
 from attnzoo.kv.evaluation import KVEvalConfig, markdown, policy_grid  # noqa: E402
@@ -42,11 +44,7 @@ HAYSTACK = "".join(f"Sentence number {i} is here. " for i in range(60))
 
 @pytest.fixture(scope="module")
 def llama() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                                      bos_token_id=0, eos_token_id=0, pad_token_id=0)
-    return transformers.LlamaForCausalLM(config).double().eval()
+    return tiny_llama(VOCAB, max_positions=512)
 
 
 @pytest.mark.parametrize("depth", [0.0, 0.25, 0.5, 0.9, 1.0])

@@ -19,6 +19,8 @@ import torch
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[hf]')")
 
+from tiny_llama import tiny_llama  # noqa: E402
+
 from attnzoo.kv import H2O, SlidingWindow, StreamingLLM, ZipVL, apply_policy  # noqa: E402
 from attnzoo.kv.hf import IMPLEMENTATION  # noqa: E402
 from attnzoo.models import CausalLanguageModel  # noqa: E402
@@ -54,11 +56,7 @@ def pair() -> tuple[CausalLanguageModel, torch.nn.Module]:
 
 @pytest.fixture(scope="module")
 def llama() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                                      bos_token_id=0, eos_token_id=0, pad_token_id=0)
-    return transformers.LlamaForCausalLM(config).double().eval()
+    return tiny_llama(VOCAB, max_positions=128)
 
 
 def ids(n: int, seed: int, batch: int = 2) -> torch.Tensor:
