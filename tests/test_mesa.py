@@ -161,3 +161,13 @@ def test_the_training_comparison_reports_every_row(monkeypatch, tmp_path) -> Non
     assert rows[0]["saved_bytes"] == 0 and 3.9 < rows[1]["saved_float32_bytes"] / rows[1]["saved_bytes"] <= 4
     assert all(r["graph_bytes"] > 0 and 0 <= r["test_accuracy"] <= 1 for r in rows)
     assert "| mesa 4-bit |" in (tmp_path / "mesa.md").read_text()
+
+
+def test_the_training_comparison_refuses_bad_settings_before_training(monkeypatch) -> None:
+    from attnzoo.quant.mesa import experiment
+
+    monkeypatch.setattr(experiment, "FashionMNISTTask", lambda: pytest.fail("a bad setting must fail before the data"))
+    with pytest.raises(ValueError, match="bits=9"):
+        experiment.run(steps=1, bits=(8, 9))
+    with pytest.raises(SystemExit):
+        experiment.main(["--steps", "0"])

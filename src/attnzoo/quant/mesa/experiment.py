@@ -25,7 +25,7 @@ from torch import nn
 
 from attnzoo.bench.machine import describe_machine
 from attnzoo.bench.memory import allocated_bytes, peak_allocated_bytes
-from attnzoo.quant.mesa.wrapper import MesaSavedActivations
+from attnzoo.quant.mesa.wrapper import MesaSavedActivations, check_bits
 from attnzoo.tasks.fashion_mnist import FashionMNISTTask
 from attnzoo.train import TrainConfig, train
 
@@ -67,6 +67,8 @@ def step_memory(model: nn.Module, task: FashionMNISTTask, seed: int) -> dict[str
 
 def run(steps: int = 300, seed: int = 0, bits: tuple[int, ...] = (8,), progress: bool = True) -> dict[str, Any]:
     """Train and score the float32-saved ViT and one Mesa ViT per entry of ``bits``; the JSON document."""
+    for b in bits:  # before any training
+        check_bits(b)
     load_start = _load_average()
     task = FashionMNISTTask()
     task.prepare()

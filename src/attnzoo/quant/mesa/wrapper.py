@@ -23,6 +23,14 @@ from attnzoo.quant.mesa.quantizer import PackedActivation, RunningRangeQuantizer
 from attnzoo.validation import check_int
 
 
+def check_bits(bits: int) -> int:
+    """``bits`` must be an int from 2 to 8 (the codes are stored as bytes); returns it."""
+    check_int("bits", bits, minimum=2)
+    if bits > 8:
+        raise ValueError(f"bits={bits}: expected 2 to 8 (the codes are stored as bytes)")
+    return bits
+
+
 class MesaSavedActivations(nn.Module):
     """``module`` whose saved activations are stored in ``bits`` bits (Mesa: 8), in ``groups`` groups (Mesa's
     ``convert_by_num_groups``: the number of heads for attention tensors; see :mod:`.grouping` for which dimension
@@ -37,9 +45,7 @@ class MesaSavedActivations(nn.Module):
                  ema_decay: float = 0.9) -> None:
         super().__init__()
         check_int("groups", groups, minimum=1)
-        check_int("bits", bits, minimum=2)
-        if bits > 8:
-            raise ValueError(f"bits={bits}: expected 2 to 8 (the codes are stored as bytes)")
+        check_bits(bits)
         check_int("min_numel", min_numel, minimum=0)
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay={ema_decay!r}: expected a number in [0, 1)")
