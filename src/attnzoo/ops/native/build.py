@@ -111,6 +111,7 @@ def _load() -> tuple[ctypes.CDLL | None, str | None]:
         lib = ctypes.CDLL(str(build()))
     except (NativeBuildError, OSError) as error:
         return None, str(error)
+    lib.az_forward_workspace.restype = ctypes.c_int64
     lib.az_backward_workspace.restype = ctypes.c_int64
     return lib, None
 

@@ -71,8 +71,10 @@ def native_forward(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     lse = q.new_empty(q.shape[:3])
     plan = _plan(plan_kind, plan_arguments)
     p = problem(plan, q, k, v, scale, torch.get_num_threads())
-    status = library().az_local_forward(ctypes.byref(p), DTYPES[q.dtype], isa, _pointer(q), _pointer(k),
-                                        _pointer(v), _pointer(rpb), _pointer(out), _pointer(lse))
+    lib = library()
+    workspace = torch.empty(lib.az_forward_workspace(ctypes.byref(p), DTYPES[q.dtype]), dtype=torch.uint8)
+    status = lib.az_local_forward(ctypes.byref(p), DTYPES[q.dtype], isa, _pointer(q), _pointer(k), _pointer(v),
+                                  _pointer(rpb), _pointer(out), _pointer(lse), _pointer(workspace))
     _check(status, isa)
     return out, lse
 

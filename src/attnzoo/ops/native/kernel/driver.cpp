@@ -2,6 +2,7 @@
 // kernels this CPU runs, splits the work into items of a few dozen queries (or keys) of one head and hands them to
 // `threads` threads dynamically (an atomic counter), so a descheduled thread delays one item, not a fixed share.
 //
+// Forward and backward first transpose the keys (and the values) into their workspace: the query blocks read them so.
 // Backward runs in slabs of KV heads whose buffers of P and dS (az_buffer entries per query head) fit a budget: first every
 // query item of the slab (dq, P, dS, bias-gradient partial sums), then every key item (dk, dv). The bias gradient
 // is the sum of the per-item partials in item order, so results do not depend on the thread schedule. Those buffers
@@ -67,15 +68,33 @@ void span(int64_t c, int64_t n, int64_t* first, int64_t* last) {
 
 extern "C" int az_isa_supported(int isa) { return isa == 0 || isa == 1 || (isa == 2 && cpu_has_avx2_fma()); }
 
+// Transposes the rows of every KV head of src (B kv_heads, N, dim) into dst ((B kv_heads, dim, N), the layout the
+// query blocks read), in items of kItem rows.
+template <class Table>
+static bool transpose_heads(const AzProblem* p, const Table& table, int dtype, const void* src, void* dst,
+                            int64_t dim) {
+    const int64_t N = az_tokens(p), per_head = chunks(N);
+    return parallel_items(p, p->batch * p->kv_heads * per_head, [&](int64_t item, void*) {
+        int64_t j0, j1;
+        span(item % per_head, N, &j0, &j1);
+        table.transpose(p, dtype, src, dst, dim, item / per_head, j0, j1);
+    });
+}
+
+extern "C" int64_t az_forward_workspace(const AzProblem* p, int dtype) {
+    return az_transposed(p, p->dim) * (dtype == 0 ? 4 : 8);
+}
+
 extern "C" int az_local_forward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
-                                const void* rpb, void* out, void* lse) {
+                                const void* rpb, void* out, void* lse, void* workspace) {
     AzKernels table;
     if (!pick(isa, &table)) return 2;
+    if (!transpose_heads(p, table, dtype, k, workspace, p->dim)) return 1;
     const int64_t N = az_tokens(p), per_head = chunks(N);
     bool ok = parallel_items(p, p->batch * p->heads * per_head, [&](int64_t item, void* scratch) {
         int64_t bh = item / per_head, i0, i1;
         span(item % per_head, N, &i0, &i1);
-        table.forward(p, dtype, q, k, v, rpb, out, lse, bh / p->heads, bh % p->heads, i0, i1, scratch);
+        table.forward(p, dtype, q, k, workspace, v, rpb, out, lse, bh / p->heads, bh % p->heads, i0, i1, scratch);
     });
     return ok ? 0 : 1;
 }
@@ -92,7 +111,7 @@ extern "C" int64_t az_backward_workspace(const AzProblem* p, int dtype) {
     int64_t units, unit_bytes;
     slab_of(p, size, &units, &unit_bytes);
     int64_t partial = units * (p->heads / p->kv_heads) * chunks(az_tokens(p)) * az_table(p);  // bias partial sums
-    return 2 * units * unit_bytes + partial * size;
+    return (az_transposed(p, p->dim) + az_transposed(p, p->value_dim) + partial) * size + 2 * units * unit_bytes;
 }
 
 extern "C" int az_local_backward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
@@ -105,7 +124,11 @@ extern "C" int az_local_backward(const AzProblem* p, int dtype, int isa, const v
     const int64_t total = p->batch * p->kv_heads;
     int64_t slab, unit_bytes;
     slab_of(p, size, &slab, &unit_bytes);
-    char* probs = (char*)workspace;
+    char* kt = (char*)workspace;
+    char* vt = kt + az_transposed(p, p->dim) * size;
+    if (!transpose_heads(p, table, dtype, k, kt, p->dim) || !transpose_heads(p, table, dtype, v, vt, p->value_dim))
+        return 1;
+    char* probs = vt + az_transposed(p, p->value_dim) * size;
     char* dscores = probs + slab * unit_bytes;
     char* partial = dscores + slab * unit_bytes;
     for (int64_t first = 0; first < total; first += slab) {
@@ -117,7 +140,7 @@ extern "C" int az_local_backward(const AzProblem* p, int dtype, int isa, const v
             int64_t bg = first + unit, head_buffer = (unit * group + r) * (unit_bytes / group);
             span(item % per_head, N, &i0, &i1);
             void* part = drpb ? partial + item * tab * size : nullptr;
-            table.query_grad(p, dtype, q, k, v, rpb, out, lse, dout, dq, probs + head_buffer,
+            table.query_grad(p, dtype, q, k, kt, v, vt, rpb, out, lse, dout, dq, probs + head_buffer,
                              dscores + head_buffer, part, bg / p->kv_heads, (bg % p->kv_heads) * group + r,
                              i0, i1, scratch);
         });

@@ -98,10 +98,11 @@ static void dots(const T* x, const T* const* rows, int64_t n, int64_t dim, T sca
     }
 }
 
-// acc[off : off + NV lanes] += sum_j w[j] rows[j][off : ...], the accumulators held in registers (two sets for
-// up to four vectors, even and odd rows, so that the FMA latency is hidden).
+// acc[off : off + NV lanes] += sum_j w[j ws] rows[j][shift + off : ...], the accumulators held in registers (two
+// sets for up to four vectors, even and odd rows, so that the FMA latency is hidden).
 template <typename T, int NV>
-static inline void weighted_block(const T* const* rows, const T* w, int64_t n, int64_t off, T* acc) {
+static inline void weighted_block(const T* const* rows, int64_t shift, const T* w, int64_t ws, int64_t n, int64_t off,
+                                  T* acc) {
     typedef typename Lanes<T>::V V;
     const int L = Lanes<T>::n;
     const int S = NV <= 4 ? 2 : 1;
@@ -110,42 +111,45 @@ static inline void weighted_block(const T* const* rows, const T* w, int64_t n, i
         a[0][u] = load(acc + off + u * L);
         if (S == 2) a[S - 1][u] = splat<T>(0);
     }
+    shift += off;
     int64_t j = 0;
     for (; j + S <= n; j += S) {
         for (int t = 0; t < S; ++t) {
-            V wj = splat<T>(w[j + t]);
-            const T* r = rows[j + t] + off;
+            V wj = splat<T>(w[(j + t) * ws]);
+            const T* r = rows[j + t] + shift;
             for (int u = 0; u < NV; ++u) a[t][u] += wj * load(r + u * L);
         }
     }
     for (; j < n; ++j) {
-        V wj = splat<T>(w[j]);
-        const T* r = rows[j] + off;
+        V wj = splat<T>(w[j * ws]);
+        const T* r = rows[j] + shift;
         for (int u = 0; u < NV; ++u) a[0][u] += wj * load(r + u * L);
     }
     for (int u = 0; u < NV; ++u) store(acc + off + u * L, S == 2 ? a[0][u] + a[S - 1][u] : a[0][u]);
 }
 
-// acc[:dim] += sum_j w[j] rows[j][:dim].
-template <typename T> static void weighted_sum(const T* const* rows, const T* w, int64_t n, int64_t dim, T* acc) {
+// acc[:dim] += sum_j w[j ws] rows[j][shift : shift + dim].
+template <typename T>
+static void weighted_sum(const T* const* rows, int64_t shift, const T* w, int64_t ws, int64_t n, int64_t dim,
+                         T* acc) {
     const int L = Lanes<T>::n;
     int64_t off = 0;
-    for (; dim - off >= 8 * L; off += 8 * L) weighted_block<T, 8>(rows, w, n, off, acc);
+    for (; dim - off >= 8 * L; off += 8 * L) weighted_block<T, 8>(rows, shift, w, ws, n, off, acc);
     switch ((dim - off) / L) {
-        case 7: weighted_block<T, 7>(rows, w, n, off, acc); break;
-        case 6: weighted_block<T, 6>(rows, w, n, off, acc); break;
-        case 5: weighted_block<T, 5>(rows, w, n, off, acc); break;
-        case 4: weighted_block<T, 4>(rows, w, n, off, acc); break;
-        case 3: weighted_block<T, 3>(rows, w, n, off, acc); break;
-        case 2: weighted_block<T, 2>(rows, w, n, off, acc); break;
-        case 1: weighted_block<T, 1>(rows, w, n, off, acc); break;
+        case 7: weighted_block<T, 7>(rows, shift, w, ws, n, off, acc); break;
+        case 6: weighted_block<T, 6>(rows, shift, w, ws, n, off, acc); break;
+        case 5: weighted_block<T, 5>(rows, shift, w, ws, n, off, acc); break;
+        case 4: weighted_block<T, 4>(rows, shift, w, ws, n, off, acc); break;
+        case 3: weighted_block<T, 3>(rows, shift, w, ws, n, off, acc); break;
+        case 2: weighted_block<T, 2>(rows, shift, w, ws, n, off, acc); break;
+        case 1: weighted_block<T, 1>(rows, shift, w, ws, n, off, acc); break;
         default: break;
     }
     off += (dim - off) / L * L;
     for (int64_t d = off; d < dim; ++d) {
-        T s = 0;
-        for (int64_t j = 0; j < n; ++j) s += w[j] * rows[j][d];
-        acc[d] += s;
+        T sum = 0;
+        for (int64_t j = 0; j < n; ++j) sum += w[j * ws] * rows[j][shift + d];
+        acc[d] += sum;
     }
 }
 
@@ -167,6 +171,11 @@ static inline f8 exp_lanes(f8 x) {
     memcpy(&scale, &bits, sizeof scale);
     y = y * scale;
     return x == x ? y : x;
+}
+
+static inline d4 exp_lanes(d4 x) {
+    for (int u = 0; u < 4; ++u) x[u] = exp(x[u]);
+    return x;
 }
 
 // x[j] = exp(x[j] - shift) for j < n (x padded to a lane multiple).
@@ -211,10 +220,15 @@ template <typename T> static inline T sum_of(T* x, int64_t n) {
 template <typename T> struct Scratch {
     const T** rows_a;  // key rows (forward) / query rows (key gradient)
     const T** rows_b;  // value rows / output-gradient rows
+    int64_t* key;      // key index (forward and query gradient)
     int64_t* pos;      // column in the backward buffers
     int64_t* table;    // bias table entry, -1 for none
     T* w0;             // scores / probabilities
     T* w1;             // dP / dS
+    T* lanes0;         // a query block's scores / probabilities: lane t of key n at n L + t
+    T* lanes1;         // its dP / dS
+    T* q_lanes;        // its query rows transposed: lane t of element d at d L + t
+    T* do_lanes;       // its output-gradient rows transposed
 };
 
 template <typename T> static Scratch<T> carve(const AzProblem* p, void* memory) {
@@ -223,10 +237,16 @@ template <typename T> static Scratch<T> carve(const AzProblem* p, void* memory) 
     Scratch<T> s;
     s.rows_a = (const T**)m; m += n * sizeof(void*);
     s.rows_b = (const T**)m; m += n * sizeof(void*);
+    s.key = (int64_t*)m; m += n * sizeof(int64_t);
     s.pos = (int64_t*)m; m += n * sizeof(int64_t);
     s.table = (int64_t*)m; m += n * sizeof(int64_t);
     s.w0 = (T*)m; m += n * sizeof(double);
-    s.w1 = (T*)m;
+    s.w1 = (T*)m; m += n * sizeof(double);
+    const int64_t lanes = 8 * az_rectangle(p) * sizeof(double);
+    s.lanes0 = (T*)m; m += lanes;
+    s.lanes1 = (T*)m; m += lanes;
+    s.q_lanes = (T*)m; m += 8 * p->dim * sizeof(double);
+    s.do_lanes = (T*)m;
     return s;
 }
 
@@ -272,6 +292,7 @@ static int64_t gather_keys(const AzProblem* p, int64_t i, const T* k, const T* v
             for (int64_t c = 0; c < count[2]; ++c, kr += kz, vr += vz) {
                 s.rows_a[n + c] = kr;
                 s.rows_b[n + c] = vr;
+                s.key[n + c] = j + c * d[2];
             }
             if (record & kColumns) {  // where this query's entry goes in each key's row of the buffers
                 const int64_t* inv[3] = {p->axis[0] + 2 * p->shape[0], p->axis[1] + 2 * p->shape[1],
@@ -296,6 +317,7 @@ static int64_t gather_keys(const AzProblem* p, int64_t i, const T* k, const T* v
         if (!sinks[t]) continue;
         s.rows_a[n] = k + t * D;
         s.rows_b[n] = v + t * Dv;
+        s.key[n] = t;
         s.pos[n] = az_tokens(p) * inverse + i * p->num_sinks + t;
         s.table[n] = -1;
         ++n;
@@ -315,68 +337,300 @@ static void scores(const AzProblem* p, const T* qi, const T* rpb_h, int64_t n, S
 
 static inline int64_t kv_head(const AzProblem* p, int64_t h) { return h / (p->heads / p->kv_heads); }
 
+// ---- Query blocks: the lanes of a vector hold consecutive queries of a grid row ----
+// Where up to L consecutive queries along the last axis see key runs on that axis of one length whose starts step
+// by 1 (the interior of a window: lane t sees lane 0's keys shifted by t) or by 0 (a clamped border or a Swin window:
+// every lane sees the same keys), the block is computed with one lane a query: per key and element one vector FMA
+// against the transposed keys (no reduction across lanes), the softmax on whole vectors, and the key gathering,
+// bias lookup and loop overhead shared by the block. Lanes past the block's last query compute on whatever the
+// transposed matrices hold beyond its keys (padded, see az_pad) and are never read.
+struct Block {
+    int64_t lanes;  // queries in the block; 1: the query runs alone
+    int64_t step;   // 1 or 0: how far lane t's keys are from lane t - 1's
+};
+
+template <typename T> static Block block_at(const AzProblem* p, int64_t i, int64_t i1) {
+    const Block single = {1, 0};
+    if (p->num_sinks) return single;
+    const int64_t Z = p->shape[2], z = i % Z;
+    const int64_t* start = p->axis[2];
+    const int64_t* count = p->axis[2] + Z;
+    Coords c = coords(p, i);
+    if (count[z] == 0 || p->axis[0][p->shape[0] + c.c[0]] == 0 || p->axis[1][p->shape[1] + c.c[1]] == 0)
+        return single;
+    const int64_t most = min64(min64(Lanes<T>::n, Z - z), i1 - i);
+    int64_t run[2] = {1, 1};  // lanes whose starts step by 0, by 1
+    for (int64_t step = 0; step < 2; ++step)
+        while (run[step] < most && count[z + run[step]] == count[z] &&
+               start[z + run[step]] == start[z] + step * run[step])
+            ++run[step];
+    if (p->dilation[2] != 1) run[0] = 1;  // neighbouring queries are in different dilation groups
+    Block b = {run[1] >= run[0] ? run[1] : run[0], run[1] >= run[0] ? 1 : 0};
+    return b;
+}
+
+// out[e L + t] = rows[(i + t) dim + e] for t < lanes, 0 in the other lanes.
+template <typename T> static void to_lanes(const T* rows, int64_t i, int64_t lanes, int64_t dim, T* out) {
+    const int L = Lanes<T>::n;
+    for (int64_t t = 0; t < L; ++t) {
+        const T* r = rows + (i + t) * dim;
+        if (t < lanes)
+            for (int64_t e = 0; e < dim; ++e) out[e * L + t] = r[e];
+        else
+            for (int64_t e = 0; e < dim; ++e) out[e * L + t] = 0;
+    }
+}
+
+// out[g L + t] = scale sum_e x[e L + t] cols[e ld + key[g] + t step] for g < G: G keys of a block (lane 0's
+// index) against the transposed matrix `cols` (dim rows, ld apart).
+template <typename T, int G>
+static inline void lane_dots_chunk(const T* x, const T* cols, int64_t ld, int64_t dim, const int64_t* key,
+                                   int64_t step, T scale, T* out) {
+    typedef typename Lanes<T>::V V;
+    const int L = Lanes<T>::n;
+    const T* c[G];
+    V acc[G];
+    for (int g = 0; g < G; ++g) {
+        c[g] = cols + key[g];
+        acc[g] = splat<T>(0);
+    }
+    int64_t off = 0;
+    if (step) {
+        for (int64_t e = 0; e < dim; ++e, off += ld) {
+            V xv = load(x + e * L);
+            for (int g = 0; g < G; ++g) acc[g] += xv * load(c[g] + off);
+        }
+    } else {
+        for (int64_t e = 0; e < dim; ++e, off += ld) {
+            V xv = load(x + e * L);
+            for (int g = 0; g < G; ++g) acc[g] += xv * splat<T>(c[g][off]);
+        }
+    }
+    for (int g = 0; g < G; ++g) store(out + g * L, acc[g] * scale);
+}
+
+// out[n L + t] for n < count: the block's keys in chunks of at most 8 of near-equal sizes, so that every chunk
+// keeps several FMA chains in flight.
 template <typename T>
-static void forward(const AzProblem* p, const T* q, const T* k, const T* v, const T* rpb, T* out, T* lse,
-                    int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
+static void lane_dots(const T* x, const T* cols, int64_t ld, int64_t dim, const int64_t* key, int64_t count,
+                      int64_t step, T scale, T* out) {
+    const int L = Lanes<T>::n;
+    const int64_t chunks = (count + 7) / 8;
+    for (int64_t c = 0, first = 0; c < chunks; ++c) {
+        const int64_t size = (count - first) / (chunks - c);
+        const int64_t* kc = key + first;
+        T* oc = out + first * L;
+        switch (size) {
+            case 8: lane_dots_chunk<T, 8>(x, cols, ld, dim, kc, step, scale, oc); break;
+            case 7: lane_dots_chunk<T, 7>(x, cols, ld, dim, kc, step, scale, oc); break;
+            case 6: lane_dots_chunk<T, 6>(x, cols, ld, dim, kc, step, scale, oc); break;
+            case 5: lane_dots_chunk<T, 5>(x, cols, ld, dim, kc, step, scale, oc); break;
+            case 4: lane_dots_chunk<T, 4>(x, cols, ld, dim, kc, step, scale, oc); break;
+            case 3: lane_dots_chunk<T, 3>(x, cols, ld, dim, kc, step, scale, oc); break;
+            case 2: lane_dots_chunk<T, 2>(x, cols, ld, dim, kc, step, scale, oc); break;
+            default: lane_dots_chunk<T, 1>(x, cols, ld, dim, kc, step, scale, oc); break;
+        }
+        first += size;
+    }
+}
+
+// The block's biased scores into s.lanes0 (its queries already in s.q_lanes, lane 0's keys gathered). With step 0
+// (dilation 1) lane t's offset on the last axis is lane 0's minus t: table entry minus t.
+template <typename T>
+static void block_scores(const AzProblem* p, const T* kt_g, const T* rpb_h, int64_t n, Block blk, Scratch<T>& s) {
+    const int L = Lanes<T>::n;
+    lane_dots(s.q_lanes, kt_g, az_row_stride(p), p->dim, s.key, n, blk.step, (T)p->scale, s.lanes0);
+    if (!rpb_h) return;
+    for (int64_t j = 0; j < n; ++j) {
+        T* sj = s.lanes0 + j * L;
+        if (blk.step)
+            store(sj, load(sj) + rpb_h[s.table[j]]);
+        else
+            for (int64_t t = 0; t < blk.lanes; ++t) sj[t] += rpb_h[s.table[j] - t];
+    }
+}
+
+template <typename T>
+static void forward_block(const AzProblem* p, const T* q_h, const T* kt_g, const T* rpb_h, T* out_h, T* lse_h,
+                          int64_t i, Block blk, int64_t n, Scratch<T>& s) {
+    typedef typename Lanes<T>::V V;
+    const int L = Lanes<T>::n;
+    const int64_t Dv = p->value_dim;
+    to_lanes(q_h, i, blk.lanes, p->dim, s.q_lanes);
+    block_scores(p, kt_g, rpb_h, n, blk, s);
+    V m = load(s.lanes0);
+    for (int64_t j = 1; j < n; ++j) {
+        V x = load(s.lanes0 + j * L);
+        m = x > m ? x : m;
+    }
+    V l = splat<T>(0);
+    for (int64_t j = 0; j < n; ++j) {
+        V e = exp_lanes(load(s.lanes0 + j * L) - m);
+        store(s.lanes0 + j * L, e);
+        l += e;
+    }
+    T ms[L], ls[L];
+    store(ms, m);
+    store(ls, l);
+    for (int64_t t = 0; t < blk.lanes; ++t) {
+        T* oi = out_h + (i + t) * Dv;
+        for (int64_t e = 0; e < Dv; ++e) oi[e] = 0;
+        weighted_sum(s.rows_b, t * blk.step * Dv, s.lanes0 + t, L, n, Dv, oi);
+        const T inv = (T)1 / ls[t];
+        for (int64_t e = 0; e < Dv; ++e) oi[e] *= inv;
+        lse_h[i + t] = ms[t] + (T)log((double)ls[t]);
+    }
+}
+
+// Query i alone (a border, a sink, a causal ramp, a dilated border): its keys gathered one by one.
+template <typename T>
+static void forward_query(const AzProblem* p, const T* q_h, const T* kh, const T* vh, const T* rpb_h, T* out_h,
+                          T* lse_h, int64_t i, Scratch<T>& s) {
+    const int64_t D = p->dim, Dv = p->value_dim;
+    T* oi = out_h + i * Dv;
+    for (int64_t e = 0; e < Dv; ++e) oi[e] = 0;
+    int64_t n = gather_keys(p, i, kh, vh, rpb_h ? kBias : kRows, s);
+    if (n == 0) {
+        lse_h[i] = -INFINITY;
+        return;
+    }
+    scores(p, q_h + i * D, rpb_h, n, s);
+    T m = max_of(s.w0, n);
+    exp_shifted(s.w0, n, m);
+    T l = sum_of(s.w0, n);
+    weighted_sum(s.rows_b, 0, s.w0, 1, n, Dv, oi);
+    const T inv = (T)1 / l;
+    for (int64_t e = 0; e < Dv; ++e) oi[e] *= inv;
+    lse_h[i] = m + (T)log((double)l);
+}
+
+template <typename T>
+static void forward(const AzProblem* p, const T* q, const T* k, const T* kt, const T* v, const T* rpb, T* out,
+                    T* lse, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
     Scratch<T> s = carve<T>(p, scratch);
     const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim;
     const int64_t bh = b * p->heads + h, bg = b * p->kv_heads + kv_head(p, h);
     const T* kh = k + bg * N * D;
     const T* vh = v + bg * N * Dv;
     const T* rpb_h = rpb ? rpb + h * az_table(p) : 0;
-    for (int64_t i = i0; i < i1; ++i) {
-        T* oi = out + (bh * N + i) * Dv;
-        for (int64_t e = 0; e < Dv; ++e) oi[e] = 0;
-        int64_t n = gather_keys(p, i, kh, vh, rpb ? kBias : kRows, s);
-        if (n == 0) {
-            lse[bh * N + i] = -INFINITY;
-            continue;
+    for (int64_t i = i0; i < i1;) {
+        Block blk = block_at<T>(p, i, i1);
+        if (blk.lanes > 1) {
+            int64_t n = gather_keys(p, i, kh, vh, rpb ? kBias : kRows, s);
+            forward_block(p, q + bh * N * D, kt + bg * D * az_row_stride(p), rpb_h, out + bh * N * Dv, lse + bh * N, i, blk, n, s);
+        } else {
+            forward_query(p, q + bh * N * D, kh, vh, rpb_h, out + bh * N * Dv, lse + bh * N, i, s);
         }
-        scores(p, q + (bh * N + i) * D, rpb_h, n, s);
-        T m = max_of(s.w0, n);
-        exp_shifted(s.w0, n, m);
-        T l = sum_of(s.w0, n);
-        weighted_sum(s.rows_b, s.w0, n, Dv, oi);
-        const T inv = (T)1 / l;
-        for (int64_t e = 0; e < Dv; ++e) oi[e] *= inv;
-        lse[bh * N + i] = m + (T)log((double)l);
+        i += blk.lanes;
     }
 }
 
+// The per-head tensors of a query-gradient work item.
+template <typename T> struct HeadGrad {
+    const T *q, *k, *kt, *v, *vt, *rpb, *out, *lse, *dout;
+    T *dq, *probs, *dscores, *drpb;
+};
+
 template <typename T>
-static void query_grad(const AzProblem* p, const T* q, const T* k, const T* v, const T* rpb, const T* out,
-                       const T* lse, const T* dout, T* dq, T* probs, T* dscores, T* drpb, int64_t b, int64_t h,
-                       int64_t i0, int64_t i1, void* scratch) {
-    Scratch<T> s = carve<T>(p, scratch);
-    const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim, S = p->num_sinks, sinks = N * az_inverse(p);
-    const int64_t bh = b * p->heads + h, bg = b * p->kv_heads + kv_head(p, h);
-    const T* kh = k + bg * N * D;
-    const T* vh = v + bg * N * Dv;
-    const T* rpb_h = rpb ? rpb + h * az_table(p) : 0;
-    const T scale = (T)p->scale;
-    for (int64_t i = i0; i < i1; ++i) {
-        T* dqi = dq + (bh * N + i) * D;
-        for (int64_t e = 0; e < D; ++e) dqi[e] = 0;
-        for (int64_t t = 0; t < S; ++t) probs[sinks + i * S + t] = dscores[sinks + i * S + t] = 0;
-        int64_t n = gather_keys(p, i, kh, vh, rpb ? kColumns | kBias : kColumns, s);
-        if (n == 0) continue;
-        scores(p, q + (bh * N + i) * D, rpb_h, n, s);
-        exp_shifted(s.w0, n, lse[bh * N + i]);
-        const T* doi = dout + (bh * N + i) * Dv;
-        dots(doi, s.rows_b, n, Dv, (T)1, s.w1);
-        const T* oi = out + (bh * N + i) * Dv;
-        T delta = 0;
-        for (int64_t e = 0; e < Dv; ++e) delta += doi[e] * oi[e];
-        for (int64_t j = 0; j < n; ++j) {
-            s.w1[j] = s.w0[j] * (s.w1[j] - delta);
-            probs[s.pos[j]] = s.w0[j];
-            dscores[s.pos[j]] = s.w1[j];
+static void query_grad_block(const AzProblem* p, const HeadGrad<T>& g, int64_t i, Block blk, int64_t n,
+                             Scratch<T>& s) {
+    typedef typename Lanes<T>::V V;
+    const int L = Lanes<T>::n;
+    const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim, Z = p->shape[2], z0 = i % Z;
+    const int64_t inverse = az_inverse(p), d2 = p->dilation[2];
+    const int64_t* first_query = p->axis[2] + 2 * Z;
+    to_lanes(g.q, i, blk.lanes, D, s.q_lanes);
+    to_lanes(g.dout, i, blk.lanes, Dv, s.do_lanes);
+    block_scores(p, g.kt, g.rpb, n, blk, s);
+    T lse[L], delta[L];
+    for (int64_t t = 0; t < L; ++t) {
+        lse[t] = delta[t] = 0;
+        if (t >= blk.lanes) continue;
+        lse[t] = g.lse[i + t];
+        const T* doi = g.dout + (i + t) * Dv;
+        const T* oi = g.out + (i + t) * Dv;
+        for (int64_t e = 0; e < Dv; ++e) delta[t] += doi[e] * oi[e];
+    }
+    lane_dots(s.do_lanes, g.vt, az_row_stride(p), Dv, s.key, n, blk.step, (T)1, s.lanes1);
+    const V lse_v = load(lse), delta_v = load(delta);
+    for (int64_t j = 0; j < n; ++j) {
+        V prob = exp_lanes(load(s.lanes0 + j * L) - lse_v);
+        store(s.lanes0 + j * L, prob);
+        store(s.lanes1 + j * L, prob * (load(s.lanes1 + j * L) - delta_v));
+    }
+    for (int64_t j = 0; j < n; ++j) {
+        const int64_t kz = s.key[j] % Z, base = s.pos[j] - div_exact(z0 - first_query[kz], d2);
+        for (int64_t t = 0; t < blk.lanes; ++t) {
+            const int64_t pos = base + t * blk.step * inverse +
+                                div_exact(z0 + t - first_query[kz + t * blk.step], d2);
+            g.probs[pos] = s.lanes0[j * L + t];
+            g.dscores[pos] = s.lanes1[j * L + t];
         }
-        if (drpb)
-            for (int64_t j = 0; j < n; ++j)
-                if (s.table[j] >= 0) drpb[s.table[j]] += s.w1[j];
-        weighted_sum(s.rows_a, s.w1, n, D, dqi);
+        if (!g.drpb) continue;
+        if (blk.step) {
+            T sum = 0;
+            for (int64_t t = 0; t < blk.lanes; ++t) sum += s.lanes1[j * L + t];
+            g.drpb[s.table[j]] += sum;
+        } else {
+            for (int64_t t = 0; t < blk.lanes; ++t) g.drpb[s.table[j] - t] += s.lanes1[j * L + t];
+        }
+    }
+    const T scale = (T)p->scale;
+    for (int64_t t = 0; t < blk.lanes; ++t) {
+        T* dqi = g.dq + (i + t) * D;
+        for (int64_t e = 0; e < D; ++e) dqi[e] = 0;
+        weighted_sum(s.rows_a, t * blk.step * D, s.lanes1 + t, L, n, D, dqi);
         for (int64_t e = 0; e < D; ++e) dqi[e] *= scale;
+    }
+}
+
+template <typename T> static void query_grad_query(const AzProblem* p, const HeadGrad<T>& g, int64_t i, Scratch<T>& s) {
+    const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim, S = p->num_sinks, sinks = N * az_inverse(p);
+    T* dqi = g.dq + i * D;
+    for (int64_t e = 0; e < D; ++e) dqi[e] = 0;
+    for (int64_t t = 0; t < S; ++t) g.probs[sinks + i * S + t] = g.dscores[sinks + i * S + t] = 0;
+    int64_t n = gather_keys(p, i, g.k, g.v, g.rpb ? kColumns | kBias : kColumns, s);
+    if (n == 0) return;
+    scores(p, g.q + i * D, g.rpb, n, s);
+    exp_shifted(s.w0, n, g.lse[i]);
+    const T* doi = g.dout + i * Dv;
+    dots(doi, s.rows_b, n, Dv, (T)1, s.w1);
+    const T* oi = g.out + i * Dv;
+    T delta = 0;
+    for (int64_t e = 0; e < Dv; ++e) delta += doi[e] * oi[e];
+    for (int64_t j = 0; j < n; ++j) {
+        s.w1[j] = s.w0[j] * (s.w1[j] - delta);
+        g.probs[s.pos[j]] = s.w0[j];
+        g.dscores[s.pos[j]] = s.w1[j];
+    }
+    if (g.drpb)
+        for (int64_t j = 0; j < n; ++j)
+            if (s.table[j] >= 0) g.drpb[s.table[j]] += s.w1[j];
+    weighted_sum(s.rows_a, 0, s.w1, 1, n, D, dqi);
+    const T scale = (T)p->scale;
+    for (int64_t e = 0; e < D; ++e) dqi[e] *= scale;
+}
+
+template <typename T>
+static void query_grad(const AzProblem* p, const T* q, const T* k, const T* kt, const T* v, const T* vt,
+                       const T* rpb, const T* out, const T* lse, const T* dout, T* dq, T* probs, T* dscores, T* drpb,
+                       int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
+    Scratch<T> s = carve<T>(p, scratch);
+    const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim;
+    const int64_t bh = b * p->heads + h, bg = b * p->kv_heads + kv_head(p, h);
+    const int64_t ld = az_row_stride(p);
+    HeadGrad<T> g = {q + bh * N * D, k + bg * N * D, kt + bg * D * ld, v + bg * N * Dv, vt + bg * Dv * ld,
+                     rpb ? rpb + h * az_table(p) : 0, out + bh * N * Dv, lse + bh * N, dout + bh * N * Dv,
+                     dq + bh * N * D, probs, dscores, drpb};
+    for (int64_t i = i0; i < i1;) {
+        Block blk = block_at<T>(p, i, i1);
+        if (blk.lanes > 1) {
+            int64_t n = gather_keys(p, i, g.k, g.v, rpb ? kColumns | kBias : kColumns, s);
+            query_grad_block(p, g, i, blk, n, s);
+        } else {
+            query_grad_query(p, g, i, s);
+        }
+        i += blk.lanes;
     }
 }
 
@@ -431,35 +685,57 @@ static void key_grad(const AzProblem* p, const T* q, const T* dout, const T* pro
                     ++n;
                 }
             }
-            weighted_sum(s.rows_a, s.w0, n, D, dkj);
-            weighted_sum(s.rows_b, s.w1, n, Dv, dvj);
+            weighted_sum(s.rows_a, 0, s.w0, 1, n, D, dkj);
+            weighted_sum(s.rows_b, 0, s.w1, 1, n, Dv, dvj);
         }
         for (int64_t e = 0; e < D; ++e) dkj[e] *= scale;
     }
 }
 
-// The table's untyped entry points: dtype 0 runs the float kernels, 1 the double ones.
-static void forward_any(const AzProblem* p, int dtype, const void* q, const void* k, const void* v, const void* rpb,
-                        void* out, void* lse, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
-    if (dtype == 0)
-        forward(p, (const float*)q, (const float*)k, (const float*)v, (const float*)rpb, (float*)out, (float*)lse, b,
-                h, i0, i1, scratch);
-    else
-        forward(p, (const double*)q, (const double*)k, (const double*)v, (const double*)rpb, (double*)out,
-                (double*)lse, b, h, i0, i1, scratch);
+template <typename T>
+static void transpose(const AzProblem* p, const T* src, T* dst, int64_t dim, int64_t head, int64_t j0, int64_t j1) {
+    const int64_t N = az_tokens(p), ld = az_row_stride(p);
+    const T* from = src + head * N * dim;
+    T* to = dst + head * dim * ld;
+    for (int64_t j = j0; j < j1; j += 8) {
+        const int64_t m = min64(8, j1 - j);
+        for (int64_t e = 0; e < dim; ++e)
+            for (int64_t u = 0; u < m; ++u) to[e * ld + j + u] = from[(j + u) * dim + e];
+    }
 }
 
-static void query_grad_any(const AzProblem* p, int dtype, const void* q, const void* k, const void* v,
-                           const void* rpb, const void* out, const void* lse, const void* dout, void* dq, void* probs,
-                           void* dscores, void* drpb, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
+// The table's untyped entry points: dtype 0 runs the float kernels, 1 the double ones.
+static void transpose_any(const AzProblem* p, int dtype, const void* src, void* dst, int64_t dim, int64_t head,
+                          int64_t j0, int64_t j1) {
     if (dtype == 0)
-        query_grad(p, (const float*)q, (const float*)k, (const float*)v, (const float*)rpb, (const float*)out,
-                   (const float*)lse, (const float*)dout, (float*)dq, (float*)probs, (float*)dscores, (float*)drpb,
-                   b, h, i0, i1, scratch);
+        transpose(p, (const float*)src, (float*)dst, dim, head, j0, j1);
     else
-        query_grad(p, (const double*)q, (const double*)k, (const double*)v, (const double*)rpb, (const double*)out,
-                   (const double*)lse, (const double*)dout, (double*)dq, (double*)probs, (double*)dscores,
-                   (double*)drpb, b, h, i0, i1, scratch);
+        transpose(p, (const double*)src, (double*)dst, dim, head, j0, j1);
+}
+
+static void forward_any(const AzProblem* p, int dtype, const void* q, const void* k, const void* kt, const void* v,
+                        const void* rpb, void* out, void* lse, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                        void* scratch) {
+    if (dtype == 0)
+        forward(p, (const float*)q, (const float*)k, (const float*)kt, (const float*)v, (const float*)rpb,
+                (float*)out, (float*)lse, b, h, i0, i1, scratch);
+    else
+        forward(p, (const double*)q, (const double*)k, (const double*)kt, (const double*)v, (const double*)rpb,
+                (double*)out, (double*)lse, b, h, i0, i1, scratch);
+}
+
+static void query_grad_any(const AzProblem* p, int dtype, const void* q, const void* k, const void* kt,
+                           const void* v, const void* vt, const void* rpb, const void* out, const void* lse,
+                           const void* dout, void* dq, void* probs, void* dscores, void* drpb, int64_t b, int64_t h,
+                           int64_t i0, int64_t i1, void* scratch) {
+    if (dtype == 0)
+        query_grad(p, (const float*)q, (const float*)k, (const float*)kt, (const float*)v, (const float*)vt,
+                   (const float*)rpb, (const float*)out, (const float*)lse, (const float*)dout, (float*)dq,
+                   (float*)probs, (float*)dscores, (float*)drpb, b, h, i0, i1, scratch);
+    else
+        query_grad(p, (const double*)q, (const double*)k, (const double*)kt, (const double*)v, (const double*)vt,
+                   (const double*)rpb, (const double*)out, (const double*)lse, (const double*)dout, (double*)dq,
+                   (double*)probs, (double*)dscores, (double*)drpb, b, h, i0, i1, scratch);
 }
 
 static void key_grad_any(const AzProblem* p, int dtype, const void* q, const void* dout, const void* probs,
@@ -476,6 +752,7 @@ static void key_grad_any(const AzProblem* p, int dtype, const void* q, const voi
 }  // namespace
 
 extern "C" void AZ_JOIN(az_kernels, AZ_ISA)(AzKernels* table) {
+    table->transpose = transpose_any;
     table->forward = forward_any;
     table->query_grad = query_grad_any;
     table->key_grad = key_grad_any;

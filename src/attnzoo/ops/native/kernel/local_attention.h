@@ -32,16 +32,22 @@ typedef struct {
 } AzProblem;
 
 // The per-ISA compute kernels, for dtype 0 (float32) or 1 (float64): each processes the queries [i0, i1) (or the
-// keys [j0, j1)) of one head; pointers are to whole (B, heads, N, dim) tensors.
+// keys [j0, j1)) of one head; pointers are to whole (B, heads, N, dim) tensors, `kt` / `vt` to the keys / values
+// transposed per KV head ((B, kv_heads, dim, az_row_stride), written by `transpose`, then az_pad entries).
 typedef struct {
-    void (*forward)(const AzProblem*, int dtype, const void* q, const void* k, const void* v, const void* rpb,
-                    void* out, void* lse, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch);
+    // dst (dim, az_row_stride) of head `head` = the transpose of that head's rows [j0, j1) of src (heads, N, dim).
+    void (*transpose)(const AzProblem*, int dtype, const void* src, void* dst, int64_t dim, int64_t head, int64_t j0,
+                      int64_t j1);
+    void (*forward)(const AzProblem*, int dtype, const void* q, const void* k, const void* kt, const void* v,
+                    const void* rpb, void* out, void* lse, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                    void* scratch);
     // dq of the queries [i0, i1) of head h; writes the probabilities P and the score gradients dS of those queries
     // into the head's buffers (az_buffer entries each) and adds dS to drpb (a (table,) partial sum of this work
     // item) when given.
-    void (*query_grad)(const AzProblem*, int dtype, const void* q, const void* k, const void* v, const void* rpb,
-                       const void* out, const void* lse, const void* dout, void* dq, void* probs, void* dscores,
-                       void* drpb, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch);
+    void (*query_grad)(const AzProblem*, int dtype, const void* q, const void* k, const void* kt, const void* v,
+                       const void* vt, const void* rpb, const void* out, const void* lse, const void* dout, void* dq,
+                       void* probs, void* dscores, void* drpb, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                       void* scratch);
     // dk, dv of the keys [j0, j1) of KV head g from the P / dS buffers of its query heads (heads / kv_heads of
     // them, az_buffer entries each, written by query_grad).
     void (*key_grad)(const AzProblem*, int dtype, const void* q, const void* dout, const void* probs,
@@ -54,11 +60,12 @@ void az_kernels_avx2(AzKernels* table);
 
 // The driver's entry points (driver.cpp). isa: 0 = the best this CPU runs, 1 = generic, 2 = AVX2 + FMA.
 // dtype: 0 = float32, 1 = float64. Return 0 on success, 1 when memory ran out, 2 for an ISA this CPU lacks.
-// The backward's workspace holds az_backward_workspace(p, dtype) bytes.
+// The forward's workspace holds az_forward_workspace(p, dtype) bytes, the backward's az_backward_workspace(p, dtype).
 int az_isa_supported(int isa);
+int64_t az_forward_workspace(const AzProblem* p, int dtype);
 int64_t az_backward_workspace(const AzProblem* p, int dtype);
 int az_local_forward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
-                     const void* rpb, void* out, void* lse);
+                     const void* rpb, void* out, void* lse, void* workspace);
 int az_local_backward(const AzProblem* p, int dtype, int isa, const void* q, const void* k, const void* v,
                       const void* rpb, const void* out, const void* lse, const void* dout, void* dq, void* dk,
                       void* dv, void* drpb, void* workspace);
@@ -94,9 +101,25 @@ static inline int64_t az_capacity(const AzProblem* p) {
     return keys > inverse ? keys : inverse;
 }
 
-// Scratch bytes one thread needs: row pointers, positions and two weight arrays for az_capacity entries, padded by a
-// vector (the padding lanes are read, never used; the driver zero-fills the scratch once per thread).
+// Entries after a transposed matrix: the lanes of a query block past its last query read up to 7 entries beyond
+// their keys (their results are never used).
+static inline int64_t az_pad(void) { return 8; }
+
+// Row stride of a transposed matrix: N plus 16, so that its rows (read together, one per element) do not all map to
+// the same cache set when N is a power of two.
+static inline int64_t az_row_stride(const AzProblem* p) { return az_tokens(p) + 16; }
+
+// Entries of the keys (or values) of every KV head transposed, padded.
+static inline int64_t az_transposed(const AzProblem* p, int64_t dim) {
+    return p->batch * p->kv_heads * dim * az_row_stride(p) + az_pad();
+}
+
+// Scratch bytes one thread needs: row pointers, key indices, positions and two weight arrays for az_capacity entries,
+// padded by a vector (the padding lanes are read, never used; the driver zero-fills the scratch once per thread);
+// then a query block's scores and score gradients (8 lanes per key of the rectangle) and its transposed query and
+// output-gradient rows.
 static inline int64_t az_scratch_bytes(const AzProblem* p) {
     int64_t n = az_capacity(p) + 8;
-    return n * (int64_t)(2 * sizeof(void*) + 2 * sizeof(int64_t) + 2 * sizeof(double)) + 64;
+    int64_t block = 8 * (2 * az_rectangle(p) + p->dim + p->value_dim);
+    return n * (int64_t)(2 * sizeof(void*) + 3 * sizeof(int64_t) + 2 * sizeof(double)) + block * sizeof(double) + 64;
 }
