@@ -25,6 +25,9 @@ ISAS = supported_isas() if unavailable_reason() is None else ()
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-5}
 
 NEIGHBORHOODS = [  # grid, kernel, dilation, causal, head dim, value dim: odd dims exercise every lane tail
+    # a last axis long enough for full query blocks of 8 float32 lanes (interior, dilated interior, borders)
+    ((6, 29), (3, 7), 1, False, 16, 16),
+    ((5, 37), (3, 7), (1, 2), False, 8, 12),
     ((23,), 5, 2, True, 1, 3),
     ((9, 11), (3, 5), (2, 1), (False, True), 13, 70),
     ((12, 10), 7, 1, False, 32, 32),

@@ -29,7 +29,7 @@ import torch
 
 KERNEL_DIR = Path(__file__).parent / "kernel"
 SOURCES = ("local_attention.h", "kernels.cpp", "driver.cpp")
-COMMON_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-Wall", "-Wno-psabi")
+COMMON_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-Wall", "-Wno-psabi", "-fno-tree-loop-distribute-patterns")
 ISA_FLAGS = {"generic": (), "avx2": ("-mavx2", "-mfma")}
 LIBRARY_NAME = "libattnzoo_local.so"
 

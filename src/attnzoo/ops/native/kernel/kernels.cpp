@@ -221,6 +221,7 @@ template <typename T> struct Scratch {
     const T** rows_a;  // key rows (forward) / query rows (key gradient)
     const T** rows_b;  // value rows / output-gradient rows
     int64_t* key;      // key index (forward and query gradient)
+    int64_t* key_z;    // its coordinate on the last axis
     int64_t* pos;      // column in the backward buffers
     int64_t* table;    // bias table entry, -1 for none
     T* w0;             // scores / probabilities
@@ -238,6 +239,7 @@ template <typename T> static Scratch<T> carve(const AzProblem* p, void* memory) 
     s.rows_a = (const T**)m; m += n * sizeof(void*);
     s.rows_b = (const T**)m; m += n * sizeof(void*);
     s.key = (int64_t*)m; m += n * sizeof(int64_t);
+    s.key_z = (int64_t*)m; m += n * sizeof(int64_t);
     s.pos = (int64_t*)m; m += n * sizeof(int64_t);
     s.table = (int64_t*)m; m += n * sizeof(int64_t);
     s.w0 = (T*)m; m += n * sizeof(double);
@@ -293,6 +295,7 @@ static int64_t gather_keys(const AzProblem* p, int64_t i, const T* k, const T* v
                 s.rows_a[n + c] = kr;
                 s.rows_b[n + c] = vr;
                 s.key[n + c] = j + c * d[2];
+                s.key_z[n + c] = start[2] + c * d[2];
             }
             if (record & kColumns) {  // where this query's entry goes in each key's row of the buffers
                 const int64_t* inv[3] = {p->axis[0] + 2 * p->shape[0], p->axis[1] + 2 * p->shape[1],
@@ -349,16 +352,14 @@ struct Block {
     int64_t step;   // 1 or 0: how far lane t's keys are from lane t - 1's
 };
 
-template <typename T> static Block block_at(const AzProblem* p, int64_t i, int64_t i1) {
+// The block of queries at coordinate z of the last axis (the same in every row), at most up to z1.
+template <typename T> static Block block_at(const AzProblem* p, int64_t z, int64_t z1) {
     const Block single = {1, 0};
-    if (p->num_sinks) return single;
-    const int64_t Z = p->shape[2], z = i % Z;
+    const int64_t Z = p->shape[2];
     const int64_t* start = p->axis[2];
     const int64_t* count = p->axis[2] + Z;
-    Coords c = coords(p, i);
-    if (count[z] == 0 || p->axis[0][p->shape[0] + c.c[0]] == 0 || p->axis[1][p->shape[1] + c.c[1]] == 0)
-        return single;
-    const int64_t most = min64(min64(Lanes<T>::n, Z - z), i1 - i);
+    if (p->num_sinks || count[z] == 0) return single;
+    const int64_t most = min64(Lanes<T>::n, z1 - z);
     int64_t run[2] = {1, 1};  // lanes whose starts step by 0, by 1
     for (int64_t step = 0; step < 2; ++step)
         while (run[step] < most && count[z + run[step]] == count[z] &&
@@ -367,6 +368,29 @@ template <typename T> static Block block_at(const AzProblem* p, int64_t i, int64
     if (p->dilation[2] != 1) run[0] = 1;  // neighbouring queries are in different dilation groups
     Block b = {run[1] >= run[0] ? run[1] : run[0], run[1] >= run[0] ? 1 : 0};
     return b;
+}
+
+// Whether the queries of row r see keys on the two leading axes.
+static inline bool row_sees_keys(const AzProblem* p, int64_t r) {
+    return p->axis[0][p->shape[0] + r / p->shape[1]] && p->axis[1][p->shape[1] + r % p->shape[1]];
+}
+
+// Runs visit(i, block) over a tile: per block of the last axis, its rows top to bottom (a block's keys mostly
+// those of the row above), `block.lanes` 1 for a query alone.
+template <typename T, class Visit> static void each_block(const AzProblem* p, const AzTile* tile, Visit visit) {
+    const int64_t Z = p->shape[2];
+    for (int64_t z = tile->z0; z < tile->z1;) {
+        const Block blk = block_at<T>(p, z, tile->z1);
+        for (int64_t r = tile->r0; r < tile->r1; ++r) {
+            if (blk.lanes > 1 && row_sees_keys(p, r)) {
+                visit(r * Z + z, blk);
+            } else {
+                const Block single = {1, 0};
+                for (int64_t t = 0; t < blk.lanes; ++t) visit(r * Z + z + t, single);
+            }
+        }
+        z += blk.lanes;
+    }
 }
 
 // out[e L + t] = rows[(i + t) dim + e] for t < lanes, 0 in the other lanes.
@@ -381,38 +405,37 @@ template <typename T> static void to_lanes(const T* rows, int64_t i, int64_t lan
     }
 }
 
-// out[g L + t] = scale sum_e x[e L + t] cols[e ld + key[g] + t step] for g < G: G keys of a block (lane 0's
-// index) against the transposed matrix `cols` (dim rows, ld apart).
-template <typename T, int G>
-static inline void lane_dots_chunk(const T* x, const T* cols, int64_t ld, int64_t dim, const int64_t* key,
-                                   int64_t step, T scale, T* out) {
+// out[g L + t] = scale sum_e x[e L + t] cols(e, key[g] + t STEP) for g < G: G keys of a block (lane 0's index)
+// against the panels `cols` of one head (see az_panel).
+template <typename T, int G, int STEP>
+static inline void lane_dots_chunk(const T* x, const T* cols, int64_t dim, const int64_t* key, T scale, T* out) {
     typedef typename Lanes<T>::V V;
     const int L = Lanes<T>::n;
     const T* c[G];
+    for (int g = 0; g < G; ++g) c[g] = cols + (key[g] >> 3) * 16 * dim + (key[g] & 7);
     V acc[G];
-    for (int g = 0; g < G; ++g) {
-        c[g] = cols + key[g];
-        acc[g] = splat<T>(0);
-    }
-    int64_t off = 0;
-    if (step) {
-        for (int64_t e = 0; e < dim; ++e, off += ld) {
-            V xv = load(x + e * L);
-            for (int g = 0; g < G; ++g) acc[g] += xv * load(c[g] + off);
-        }
-    } else {
-        for (int64_t e = 0; e < dim; ++e, off += ld) {
-            V xv = load(x + e * L);
-            for (int g = 0; g < G; ++g) acc[g] += xv * splat<T>(c[g][off]);
-        }
+    V xv = load(x);
+    for (int g = 0; g < G; ++g) acc[g] = xv * (STEP ? load(c[g]) : splat<T>(*c[g]));
+    for (int64_t e = 1, off = 16; e < dim; ++e, off += 16) {
+        xv = load(x + e * L);
+        for (int g = 0; g < G; ++g) acc[g] += xv * (STEP ? load(c[g] + off) : splat<T>(c[g][off]));
     }
     for (int g = 0; g < G; ++g) store(out + g * L, acc[g] * scale);
+}
+
+template <typename T, int G>
+static inline void lane_dots_chunk(const T* x, const T* cols, int64_t dim, const int64_t* key, int64_t step, T scale,
+                                   T* out) {
+    if (step)
+        lane_dots_chunk<T, G, 1>(x, cols, dim, key, scale, out);
+    else
+        lane_dots_chunk<T, G, 0>(x, cols, dim, key, scale, out);
 }
 
 // out[n L + t] for n < count: the block's keys in chunks of at most 8 of near-equal sizes, so that every chunk
 // keeps several FMA chains in flight.
 template <typename T>
-static void lane_dots(const T* x, const T* cols, int64_t ld, int64_t dim, const int64_t* key, int64_t count,
+static void lane_dots(const T* x, const T* cols, int64_t dim, const int64_t* key, int64_t count,
                       int64_t step, T scale, T* out) {
     const int L = Lanes<T>::n;
     const int64_t chunks = (count + 7) / 8;
@@ -421,14 +444,14 @@ static void lane_dots(const T* x, const T* cols, int64_t ld, int64_t dim, const 
         const int64_t* kc = key + first;
         T* oc = out + first * L;
         switch (size) {
-            case 8: lane_dots_chunk<T, 8>(x, cols, ld, dim, kc, step, scale, oc); break;
-            case 7: lane_dots_chunk<T, 7>(x, cols, ld, dim, kc, step, scale, oc); break;
-            case 6: lane_dots_chunk<T, 6>(x, cols, ld, dim, kc, step, scale, oc); break;
-            case 5: lane_dots_chunk<T, 5>(x, cols, ld, dim, kc, step, scale, oc); break;
-            case 4: lane_dots_chunk<T, 4>(x, cols, ld, dim, kc, step, scale, oc); break;
-            case 3: lane_dots_chunk<T, 3>(x, cols, ld, dim, kc, step, scale, oc); break;
-            case 2: lane_dots_chunk<T, 2>(x, cols, ld, dim, kc, step, scale, oc); break;
-            default: lane_dots_chunk<T, 1>(x, cols, ld, dim, kc, step, scale, oc); break;
+            case 8: lane_dots_chunk<T, 8>(x, cols, dim, kc, step, scale, oc); break;
+            case 7: lane_dots_chunk<T, 7>(x, cols, dim, kc, step, scale, oc); break;
+            case 6: lane_dots_chunk<T, 6>(x, cols, dim, kc, step, scale, oc); break;
+            case 5: lane_dots_chunk<T, 5>(x, cols, dim, kc, step, scale, oc); break;
+            case 4: lane_dots_chunk<T, 4>(x, cols, dim, kc, step, scale, oc); break;
+            case 3: lane_dots_chunk<T, 3>(x, cols, dim, kc, step, scale, oc); break;
+            case 2: lane_dots_chunk<T, 2>(x, cols, dim, kc, step, scale, oc); break;
+            default: lane_dots_chunk<T, 1>(x, cols, dim, kc, step, scale, oc); break;
         }
         first += size;
     }
@@ -439,7 +462,7 @@ static void lane_dots(const T* x, const T* cols, int64_t ld, int64_t dim, const 
 template <typename T>
 static void block_scores(const AzProblem* p, const T* kt_g, const T* rpb_h, int64_t n, Block blk, Scratch<T>& s) {
     const int L = Lanes<T>::n;
-    lane_dots(s.q_lanes, kt_g, az_row_stride(p), p->dim, s.key, n, blk.step, (T)p->scale, s.lanes0);
+    lane_dots(s.q_lanes, kt_g, p->dim, s.key, n, blk.step, (T)p->scale, s.lanes0);
     if (!rpb_h) return;
     for (int64_t j = 0; j < n; ++j) {
         T* sj = s.lanes0 + j * L;
@@ -506,23 +529,22 @@ static void forward_query(const AzProblem* p, const T* q_h, const T* kh, const T
 
 template <typename T>
 static void forward(const AzProblem* p, const T* q, const T* k, const T* kt, const T* v, const T* rpb, T* out,
-                    T* lse, int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
+                    T* lse, int64_t b, int64_t h, const AzTile* tile, void* scratch) {
     Scratch<T> s = carve<T>(p, scratch);
     const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim;
     const int64_t bh = b * p->heads + h, bg = b * p->kv_heads + kv_head(p, h);
     const T* kh = k + bg * N * D;
     const T* vh = v + bg * N * Dv;
     const T* rpb_h = rpb ? rpb + h * az_table(p) : 0;
-    for (int64_t i = i0; i < i1;) {
-        Block blk = block_at<T>(p, i, i1);
+    const T* kt_g = kt + bg * az_transposed_head(p, D);
+    each_block<T>(p, tile, [&](int64_t i, Block blk) {
         if (blk.lanes > 1) {
             int64_t n = gather_keys(p, i, kh, vh, rpb ? kBias : kRows, s);
-            forward_block(p, q + bh * N * D, kt + bg * D * az_row_stride(p), rpb_h, out + bh * N * Dv, lse + bh * N, i, blk, n, s);
+            forward_block(p, q + bh * N * D, kt_g, rpb_h, out + bh * N * Dv, lse + bh * N, i, blk, n, s);
         } else {
             forward_query(p, q + bh * N * D, kh, vh, rpb_h, out + bh * N * Dv, lse + bh * N, i, s);
         }
-        i += blk.lanes;
-    }
+    });
 }
 
 // The per-head tensors of a query-gradient work item.
@@ -536,7 +558,7 @@ static void query_grad_block(const AzProblem* p, const HeadGrad<T>& g, int64_t i
                              Scratch<T>& s) {
     typedef typename Lanes<T>::V V;
     const int L = Lanes<T>::n;
-    const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim, Z = p->shape[2], z0 = i % Z;
+    const int64_t D = p->dim, Dv = p->value_dim, Z = p->shape[2], z0 = i % Z;
     const int64_t inverse = az_inverse(p), d2 = p->dilation[2];
     const int64_t* first_query = p->axis[2] + 2 * Z;
     to_lanes(g.q, i, blk.lanes, D, s.q_lanes);
@@ -551,7 +573,7 @@ static void query_grad_block(const AzProblem* p, const HeadGrad<T>& g, int64_t i
         const T* oi = g.out + (i + t) * Dv;
         for (int64_t e = 0; e < Dv; ++e) delta[t] += doi[e] * oi[e];
     }
-    lane_dots(s.do_lanes, g.vt, az_row_stride(p), Dv, s.key, n, blk.step, (T)1, s.lanes1);
+    lane_dots(s.do_lanes, g.vt, Dv, s.key, n, blk.step, (T)1, s.lanes1);
     const V lse_v = load(lse), delta_v = load(delta);
     for (int64_t j = 0; j < n; ++j) {
         V prob = exp_lanes(load(s.lanes0 + j * L) - lse_v);
@@ -559,10 +581,10 @@ static void query_grad_block(const AzProblem* p, const HeadGrad<T>& g, int64_t i
         store(s.lanes1 + j * L, prob * (load(s.lanes1 + j * L) - delta_v));
     }
     for (int64_t j = 0; j < n; ++j) {
-        const int64_t kz = s.key[j] % Z, base = s.pos[j] - div_exact(z0 - first_query[kz], d2);
-        for (int64_t t = 0; t < blk.lanes; ++t) {
-            const int64_t pos = base + t * blk.step * inverse +
-                                div_exact(z0 + t - first_query[kz + t * blk.step], d2);
+        const int64_t kz = s.key_z[j], base = s.pos[j] - div_exact(z0 - first_query[kz], d2);
+        for (int64_t t = 0; t < blk.lanes; ++t) {  // the division only for dilated axes (it is slow)
+            const int64_t offset = z0 + t - first_query[kz + t * blk.step];
+            const int64_t pos = base + t * blk.step * inverse + (d2 == 1 ? offset : offset / d2);
             g.probs[pos] = s.lanes0[j * L + t];
             g.dscores[pos] = s.lanes1[j * L + t];
         }
@@ -614,24 +636,22 @@ template <typename T> static void query_grad_query(const AzProblem* p, const Hea
 template <typename T>
 static void query_grad(const AzProblem* p, const T* q, const T* k, const T* kt, const T* v, const T* vt,
                        const T* rpb, const T* out, const T* lse, const T* dout, T* dq, T* probs, T* dscores, T* drpb,
-                       int64_t b, int64_t h, int64_t i0, int64_t i1, void* scratch) {
+                       int64_t b, int64_t h, const AzTile* tile, void* scratch) {
     Scratch<T> s = carve<T>(p, scratch);
     const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim;
     const int64_t bh = b * p->heads + h, bg = b * p->kv_heads + kv_head(p, h);
-    const int64_t ld = az_row_stride(p);
-    HeadGrad<T> g = {q + bh * N * D, k + bg * N * D, kt + bg * D * ld, v + bg * N * Dv, vt + bg * Dv * ld,
+    HeadGrad<T> g = {q + bh * N * D, k + bg * N * D, kt + bg * az_transposed_head(p, D), v + bg * N * Dv,
+                     vt + bg * az_transposed_head(p, Dv),
                      rpb ? rpb + h * az_table(p) : 0, out + bh * N * Dv, lse + bh * N, dout + bh * N * Dv,
                      dq + bh * N * D, probs, dscores, drpb};
-    for (int64_t i = i0; i < i1;) {
-        Block blk = block_at<T>(p, i, i1);
+    each_block<T>(p, tile, [&](int64_t i, Block blk) {
         if (blk.lanes > 1) {
             int64_t n = gather_keys(p, i, g.k, g.v, rpb ? kColumns | kBias : kColumns, s);
             query_grad_block(p, g, i, blk, n, s);
         } else {
             query_grad_query(p, g, i, s);
         }
-        i += blk.lanes;
-    }
+    });
 }
 
 template <typename T>
@@ -671,8 +691,10 @@ static void key_grad(const AzProblem* p, const T* q, const T* dout, const T* pro
                         s.rows_b[n + c] = dor;
                     }
                     int64_t entry = j * inverse + (a * iw[1] + bb) * iw[2];
-                    memcpy(s.w0 + n, ds_h + entry, count[2] * sizeof(T));
-                    memcpy(s.w1 + n, prob_h + entry, count[2] * sizeof(T));
+                    for (int64_t c = 0; c < count[2]; ++c) {  // a few entries: a loop, not a memcpy call
+                        s.w0[n + c] = ds_h[entry + c];
+                        s.w1[n + c] = prob_h[entry + c];
+                    }
                 }
             }
             if (j < S) {
@@ -694,13 +716,19 @@ static void key_grad(const AzProblem* p, const T* q, const T* dout, const T* pro
 
 template <typename T>
 static void transpose(const AzProblem* p, const T* src, T* dst, int64_t dim, int64_t head, int64_t j0, int64_t j1) {
-    const int64_t N = az_tokens(p), ld = az_row_stride(p);
+    const int64_t N = az_tokens(p), panel = az_panel(p, dim);
     const T* from = src + head * N * dim;
-    T* to = dst + head * dim * ld;
+    T* to = dst + head * az_transposed_head(p, dim);
     for (int64_t j = j0; j < j1; j += 8) {
         const int64_t m = min64(8, j1 - j);
+        T* low = to + (j >> 3) * panel;            // keys j.. are the first half of their own panel
+        T* high = j ? low - panel + 8 : nullptr;  // and the second half of the one before
         for (int64_t e = 0; e < dim; ++e)
-            for (int64_t u = 0; u < m; ++u) to[e * ld + j + u] = from[(j + u) * dim + e];
+            for (int64_t u = 0; u < m; ++u) {
+                const T x = from[(j + u) * dim + e];
+                low[e * 16 + u] = x;
+                if (high) high[e * 16 + u] = x;
+            }
     }
 }
 
@@ -714,28 +742,28 @@ static void transpose_any(const AzProblem* p, int dtype, const void* src, void* 
 }
 
 static void forward_any(const AzProblem* p, int dtype, const void* q, const void* k, const void* kt, const void* v,
-                        const void* rpb, void* out, void* lse, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                        const void* rpb, void* out, void* lse, int64_t b, int64_t h, const AzTile* tile,
                         void* scratch) {
     if (dtype == 0)
         forward(p, (const float*)q, (const float*)k, (const float*)kt, (const float*)v, (const float*)rpb,
-                (float*)out, (float*)lse, b, h, i0, i1, scratch);
+                (float*)out, (float*)lse, b, h, tile, scratch);
     else
         forward(p, (const double*)q, (const double*)k, (const double*)kt, (const double*)v, (const double*)rpb,
-                (double*)out, (double*)lse, b, h, i0, i1, scratch);
+                (double*)out, (double*)lse, b, h, tile, scratch);
 }
 
 static void query_grad_any(const AzProblem* p, int dtype, const void* q, const void* k, const void* kt,
                            const void* v, const void* vt, const void* rpb, const void* out, const void* lse,
                            const void* dout, void* dq, void* probs, void* dscores, void* drpb, int64_t b, int64_t h,
-                           int64_t i0, int64_t i1, void* scratch) {
+                           const AzTile* tile, void* scratch) {
     if (dtype == 0)
         query_grad(p, (const float*)q, (const float*)k, (const float*)kt, (const float*)v, (const float*)vt,
                    (const float*)rpb, (const float*)out, (const float*)lse, (const float*)dout, (float*)dq,
-                   (float*)probs, (float*)dscores, (float*)drpb, b, h, i0, i1, scratch);
+                   (float*)probs, (float*)dscores, (float*)drpb, b, h, tile, scratch);
     else
         query_grad(p, (const double*)q, (const double*)k, (const double*)kt, (const double*)v, (const double*)vt,
                    (const double*)rpb, (const double*)out, (const double*)lse, (const double*)dout, (double*)dq,
-                   (double*)probs, (double*)dscores, (double*)drpb, b, h, i0, i1, scratch);
+                   (double*)probs, (double*)dscores, (double*)drpb, b, h, tile, scratch);
 }
 
 static void key_grad_any(const AzProblem* p, int dtype, const void* q, const void* dout, const void* probs,

@@ -31,22 +31,29 @@ typedef struct {
     double scale;
 } AzProblem;
 
-// The per-ISA compute kernels, for dtype 0 (float32) or 1 (float64): each processes the queries [i0, i1) (or the
-// keys [j0, j1)) of one head; pointers are to whole (B, heads, N, dim) tensors, `kt` / `vt` to the keys / values
-// transposed per KV head ((B, kv_heads, dim, az_row_stride), written by `transpose`, then az_pad entries).
+// A tile of queries: the rows [r0, r1) (a row: the queries of one coordinate of the two leading axes, along the last
+// axis) times the last-axis coordinates [z0, z1). Tiles are a few rows tall, so that consecutive rows of a query block
+// reuse the keys the block before them brought into the cache.
 typedef struct {
-    // dst (dim, az_row_stride) of head `head` = the transpose of that head's rows [j0, j1) of src (heads, N, dim).
+    int64_t r0, r1, z0, z1;
+} AzTile;
+
+// The per-ISA compute kernels, for dtype 0 (float32) or 1 (float64): each processes a tile of queries (or the
+// keys [j0, j1)) of one head; pointers are to whole (B, heads, N, dim) tensors, `kt` / `vt` to the keys / values
+// transposed per KV head (az_transposed_head entries each, see az_panel; written by `transpose`, then az_pad).
+typedef struct {
+    // The panels of head `head` in dst (az_transposed_head entries a head) of that head's rows [j0, j1) (j0 a
+    // multiple of 8) of src (heads, N, dim).
     void (*transpose)(const AzProblem*, int dtype, const void* src, void* dst, int64_t dim, int64_t head, int64_t j0,
                       int64_t j1);
     void (*forward)(const AzProblem*, int dtype, const void* q, const void* k, const void* kt, const void* v,
-                    const void* rpb, void* out, void* lse, int64_t b, int64_t h, int64_t i0, int64_t i1,
-                    void* scratch);
-    // dq of the queries [i0, i1) of head h; writes the probabilities P and the score gradients dS of those queries
+                    const void* rpb, void* out, void* lse, int64_t b, int64_t h, const AzTile* tile, void* scratch);
+    // dq of the queries of a tile of head h; writes the probabilities P and the score gradients dS of those queries
     // into the head's buffers (az_buffer entries each) and adds dS to drpb (a (table,) partial sum of this work
     // item) when given.
     void (*query_grad)(const AzProblem*, int dtype, const void* q, const void* k, const void* kt, const void* v,
                        const void* vt, const void* rpb, const void* out, const void* lse, const void* dout, void* dq,
-                       void* probs, void* dscores, void* drpb, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                       void* probs, void* dscores, void* drpb, int64_t b, int64_t h, const AzTile* tile,
                        void* scratch);
     // dk, dv of the keys [j0, j1) of KV head g from the P / dS buffers of its query heads (heads / kv_heads of
     // them, az_buffer entries each, written by query_grad).
@@ -105,21 +112,26 @@ static inline int64_t az_capacity(const AzProblem* p) {
 // their keys (their results are never used).
 static inline int64_t az_pad(void) { return 8; }
 
-// Row stride of a transposed matrix: N plus 16, so that its rows (read together, one per element) do not all map to
-// the same cache set when N is a power of two.
-static inline int64_t az_row_stride(const AzProblem* p) { return az_tokens(p) + 16; }
+// The transposed keys (values) of a head are panels: panel p holds the keys [8 p, 8 p + 16) as (dim, 16), so that the
+// 8 keys from any key j on are 8 consecutive entries of panel j / 8 per element, and one block's keys lie in a few
+// kilobytes (a plain (dim, N) transpose spreads them over dim rows N apart: cache-set conflicts and TLB misses).
+static inline int64_t az_panel(const AzProblem* p, int64_t dim) { (void)p; return 16 * dim; }
 
-// Entries of the keys (or values) of every KV head transposed, padded.
+static inline int64_t az_panels(const AzProblem* p) { return (az_tokens(p) + 7) / 8; }
+
+// Entries of one head's panels, and of every KV head's, padded.
+static inline int64_t az_transposed_head(const AzProblem* p, int64_t dim) { return az_panels(p) * az_panel(p, dim); }
+
 static inline int64_t az_transposed(const AzProblem* p, int64_t dim) {
-    return p->batch * p->kv_heads * dim * az_row_stride(p) + az_pad();
+    return p->batch * p->kv_heads * az_transposed_head(p, dim) + az_pad();
 }
 
-// Scratch bytes one thread needs: row pointers, key indices, positions and two weight arrays for az_capacity entries,
+// Scratch bytes one thread needs: row pointers, key indices and coordinates, positions and two weight arrays for az_capacity entries,
 // padded by a vector (the padding lanes are read, never used; the driver zero-fills the scratch once per thread);
 // then a query block's scores and score gradients (8 lanes per key of the rectangle) and its transposed query and
 // output-gradient rows.
 static inline int64_t az_scratch_bytes(const AzProblem* p) {
     int64_t n = az_capacity(p) + 8;
     int64_t block = 8 * (2 * az_rectangle(p) + p->dim + p->value_dim);
-    return n * (int64_t)(2 * sizeof(void*) + 3 * sizeof(int64_t) + 2 * sizeof(double)) + block * sizeof(double) + 64;
+    return n * (int64_t)(2 * sizeof(void*) + 4 * sizeof(int64_t) + 2 * sizeof(double)) + block * sizeof(double) + 64;
 }
