@@ -90,8 +90,16 @@ def test_changed_source_hash_measures_again(tmp_path: Path, measured: list[str],
 def test_source_hash_covers_the_mechanism_folder() -> None:
     tiled, dense = (next(c for c in _cases() if c.impl == impl) for impl in ("tiled", DENSE_SDPA))
     assert is_ours(tiled) and not is_ours(dense)
-    assert mechanism_folders(tiled) == ["neighborhood"]
+    assert mechanism_folders(tiled) == ["native", "neighborhood"]  # the variant's folders, its native one's included
     assert cache_module.source_hash(["neighborhood"]) != cache_module.source_hash([])
+
+
+def test_native_rows_depend_on_the_kernel_sources() -> None:
+    """A native implementation's rows are keyed by the kernel's C++ too: an edited kernel is measured again."""
+    assert "native" in cache_module.variant_folders("neighborhood_attention_2d")
+    assert "neighborhood" in cache_module.variant_folders("neighborhood_attention_2d")
+    kernel = cache_module._py_files(cache_module.PACKAGE / "ops" / "native")
+    assert {"kernels.cpp", "driver.cpp", "local_attention.h"} <= {path.name for path in kernel}
 
 
 def test_fresh_measures_everything_again(tmp_path: Path, measured: list[str]) -> None:

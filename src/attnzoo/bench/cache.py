@@ -4,9 +4,10 @@ is missing or changed (and an interrupted run resumes for free).
 A row's key (:func:`row_key`) holds:
 
 * ``sources``: a hash of the source its numbers depend on (:func:`source_hash`). For our implementations, the
-  ``.py`` files of the mechanism's folder ``attnzoo/ops/<mechanism>/`` (found from the registered
-  implementations' modules), the shared paths :data:`SHARED_SOURCES` (``ops/tiled.py``, ``ops/dense.py``,
-  ``ops/flex.py``, ``ops/dropin.py``, ``masks.py``, the ``registry`` package) and the ``attnzoo/bench`` package itself;
+  ``.py`` (and C++) files of the mechanism's folder ``attnzoo/ops/<mechanism>/`` and of the ``attnzoo/ops``
+  folders its implementations import from (found from the registered implementations' modules), the shared
+  paths :data:`SHARED_SOURCES` (``ops/tiled.py``, ``ops/dense.py``, ``ops/flex.py``, ``ops/dropin.py``,
+  ``masks.py``, the ``registry`` package) and the ``attnzoo/bench`` package itself;
   for a peer or baseline row (an implementation the variant does not register: ``dense-sdpa``, ``natten``, ...),
   the shared paths and the bench package, plus the peer's installed version (:data:`PEER_PACKAGES`);
 * the torch version, the machine kind (CPU model, best vector ISA and its levels, torch's CPU capability), the
@@ -63,8 +64,12 @@ def _files_hash(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
+SOURCE_SUFFIXES = (".py", ".cpp", ".h")
+"""What a row's source hash reads: Python, and the native kernels' C++ (compiled from the package at first use)."""
+
+
 def _py_files(folder: Path) -> list[Path]:
-    return sorted(folder.rglob("*.py"))
+    return sorted(path for path in folder.rglob("*") if path.suffix in SOURCE_SUFFIXES)
 
 
 def _shared_files(path: Path) -> list[Path]:
@@ -77,9 +82,17 @@ def mechanism_folders(case: Case) -> list[str]:
     return variant_folders(case.workload.variant)
 
 
+def _ops_folder(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) >= 3 and parts[:2] == ["attnzoo", "ops"] else None
+
+
 def variant_folders(name: str) -> list[str]:
-    """The ``attnzoo/ops/<mechanism>`` folders of variant ``name`` (from its registered implementations'
-    modules); empty when the variant is not registered or lives elsewhere."""
+    """The ``attnzoo/ops/<mechanism>`` folders of variant ``name``: those of its registered implementations'
+    modules and of the ``attnzoo.ops`` functions and classes those modules import (the native kernel's folder for
+    a ``native`` implementation); empty when the variant is not registered or lives elsewhere."""
+    import sys
+
     from attnzoo.registry import get_variant
 
     try:
@@ -88,10 +101,13 @@ def variant_folders(name: str) -> list[str]:
         return []
     found = set()
     for implementation in variant.implementations.values():
-        parts = getattr(implementation.fn, "__module__", "").split(".")
-        if len(parts) >= 3 and parts[:2] == ["attnzoo", "ops"]:
-            found.add(parts[2])
-    return sorted(found)
+        module_name = getattr(implementation.fn, "__module__", "")
+        found.add(_ops_folder(module_name))
+        module = sys.modules.get(module_name)
+        for value in vars(module).values() if module else ():
+            if callable(value):
+                found.add(_ops_folder(getattr(value, "__module__", None) or ""))
+    return sorted(folder for folder in found if folder and (PACKAGE / "ops" / folder).is_dir())
 
 
 def is_ours(case: Case) -> bool:
