@@ -136,8 +136,9 @@ def native_local_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
     ``plan_kind`` (:func:`register_plan`) builds from ``plan_arguments``.
 
     ``rpb``: the ``(H, 2 r_1 + 1, ...)`` bias table of the plan's axes (axes of the grid only, not the padding).
-    The log-sum-exp is computed but not returned (the backward uses it); time O(N · window · D), memory O(N ·
-    window) for the backward's probabilities, in slabs of heads of at most 64 MB. float32 and float64 run as
+    The log-sum-exp is computed but not returned (the backward uses it); time O(N · window · D), memory O(N · D)
+    for the keys transposed (and in the backward the values) and O(N · window) for the backward's probabilities,
+    in slabs of heads of at most 64 MB. float32 and float64 run as
     they are; bfloat16 and float16 are computed in float32 (the inputs converted, the output rounded back once,
     the gradients returned in the inputs' dtype through the conversions), which is more accurate than a
     half-precision softmax; compare the speed with ``attnzoo bench --op ... --dtype bfloat16``.

@@ -1,5 +1,6 @@
-"""Neighborhood attention, the fused CPU kernel (:mod:`attnzoo.ops.native`): each query reads its ``k_1 x ... x k_n``
-neighbours in place, no tiles, no gathered copies; forward and backward (input and bias gradients)."""
+"""Neighborhood attention, the fused CPU kernel (:mod:`attnzoo.ops.native`): each query sees exactly its
+``k_1 x ... x k_n`` neighbours (no tiles, no masked rectangles), in blocks of consecutive queries that share a
+vector; forward and backward (input and bias gradients)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Sliding-window attention with sink tokens, the fused CPU kernel (:mod:`attnzoo.ops.native`): each query reads its
-window of keys in place and the sinks outside it; forward and backward, O(N · (window + sinks)) memory."""
+"""Sliding-window attention with sink tokens, the fused CPU kernel (:mod:`attnzoo.ops.native`): each query sees its
+window of keys and the sinks outside it; forward and backward, O(N · (window + sinks)) memory."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""(Shifted) window attention, the fused CPU kernel (:mod:`attnzoo.ops.native`): each query reads the keys of its
-window in place (no roll, no partition copies, no region mask); forward and backward (input and bias gradients).
+"""(Shifted) window attention, the fused CPU kernel (:mod:`attnzoo.ops.native`): each query sees the keys of its
+window directly (no roll, no partition copies, no region mask); forward and backward (input and bias gradients).
 
 Swin's region rule (:mod:`attnzoo.ops.window.pattern`) is per axis "same group ``(i + w - s) // w``", and a group
 is a run of consecutive positions, so every query sees a rectangle: the plan of group ``g`` on an axis of length

@@ -3,9 +3,11 @@
 // The vectors are GCC vector extensions of 256 bits (8 floats, 4 doubles): AVX2 registers in the AVX2 build, pairs
 // of SSE registers in the generic one. Everything has internal linkage (see the header's note on COMDAT).
 //
-// Per query (forward): gather the rows of its keys in place (no copy of K), scores 8 keys at a time (eight dot
-// products reduced across lanes at once), an exact two-pass softmax in a small buffer, the weighted sum of value
-// rows in registers; out and lse = max + log(sum). Backward (FlashAttention's identities, P recomputed from lse):
+// Forward, per query block (see "Query blocks" below: up to 8 consecutive queries of a grid row, one lane each):
+// scores against the transposed keys, one FMA per key and element, the exact two-pass softmax on whole vectors,
+// each lane's weighted sum of value rows read in place; per query where no block fits: its key rows gathered in
+// place, scores 8 keys at a time (eight dot products reduced across lanes at once), the softmax in a small buffer.
+// out and lse = max + log(sum). Backward (FlashAttention's identities, P recomputed from lse):
 // per query, dP = dO V^T, D = rowsum(dO * O), dS = P (dP - D), dq = scale dS K; per key, from the stored P and dS
 // of the queries that see it, dk = scale dS^T Q and dv = P^T dO: every output row is written by one work item, so
 // threads never write the same memory and no atomics are needed.
