@@ -348,7 +348,7 @@ static inline int64_t kv_head(const AzProblem* p, int64_t h) { return h / (p->he
 // every lane sees the same keys), the block is computed with one lane a query: per key and element one vector FMA
 // against the transposed keys (no reduction across lanes), the softmax on whole vectors, and the key gathering,
 // bias lookup and loop overhead shared by the block. Lanes past the block's last query compute on whatever the
-// transposed matrices hold beyond its keys (padded, see az_pad) and are never read.
+// transposed matrices hold beyond its keys (within their panel, see az_panel) and are never read.
 struct Block {
     int64_t lanes;  // queries in the block; 1: the query runs alone
     int64_t step;   // 1 or 0: how far lane t's keys are from lane t - 1's
@@ -718,7 +718,7 @@ static void key_grad(const AzProblem* p, const T* q, const T* dout, const T* pro
 
 template <typename T>
 static void transpose(const AzProblem* p, const T* src, T* dst, int64_t dim, int64_t head, int64_t j0, int64_t j1) {
-    const int64_t N = az_tokens(p), panel = az_panel(p, dim);
+    const int64_t N = az_tokens(p), panel = az_panel(dim);
     const T* from = src + head * N * dim;
     T* to = dst + head * az_transposed_head(p, dim);
     for (int64_t j = j0; j < j1; j += 8) {
@@ -732,6 +732,13 @@ static void transpose(const AzProblem* p, const T* src, T* dst, int64_t dim, int
                 if (high) high[e * 16 + u] = x;
             }
     }
+    if (j1 < N) return;
+    // The last two panels' entries past key N - 1 (read by the lanes past a block's last query): zeros, so that
+    // those lanes compute on finite numbers. The work item with the last key owns both panels' tail entries.
+    const int64_t last = (N - 1) >> 3;
+    for (int64_t P = last > 0 ? last - 1 : 0; P <= last; ++P)
+        for (int64_t e = 0; e < dim; ++e)
+            for (int64_t u = N - 8 * P; u < 16; ++u) to[P * panel + e * 16 + u] = 0;
 }
 
 // The table's untyped entry points: dtype 0 runs the float kernels, 1 the double ones.

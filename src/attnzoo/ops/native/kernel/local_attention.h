@@ -40,7 +40,7 @@ typedef struct {
 
 // The per-ISA compute kernels, for dtype 0 (float32) or 1 (float64): each processes a tile of queries (or the
 // keys [j0, j1)) of one head; pointers are to whole (B, heads, N, dim) tensors, `kt` / `vt` to the keys / values
-// transposed per KV head (az_transposed_head entries each, see az_panel; written by `transpose`, then az_pad).
+// transposed per KV head (az_transposed_head entries each, see az_panel; written by `transpose`).
 typedef struct {
     // The panels of head `head` in dst (az_transposed_head entries a head) of that head's rows [j0, j1) (j0 a
     // multiple of 8) of src (heads, N, dim).
@@ -108,22 +108,20 @@ static inline int64_t az_capacity(const AzProblem* p) {
     return keys > inverse ? keys : inverse;
 }
 
-// Entries after a transposed matrix: the lanes of a query block past its last query read up to 7 entries beyond
-// their keys (their results are never used).
-static inline int64_t az_pad(void) { return 8; }
-
 // The transposed keys (values) of a head are panels: panel p holds the keys [8 p, 8 p + 16) as (dim, 16), so that the
 // 8 keys from any key j on are 8 consecutive entries of panel j / 8 per element, and one block's keys lie in a few
-// kilobytes (a plain (dim, N) transpose spreads them over dim rows N apart: cache-set conflicts and TLB misses).
-static inline int64_t az_panel(const AzProblem* p, int64_t dim) { (void)p; return 16 * dim; }
+// kilobytes (a plain (dim, N) transpose spreads them over dim rows N apart: cache-set conflicts and TLB misses). The
+// lanes of a query block past its last query read within their panel too (entries past key N - 1 are never written,
+// and those lanes' results never used).
+static inline int64_t az_panel(int64_t dim) { return 16 * dim; }
 
 static inline int64_t az_panels(const AzProblem* p) { return (az_tokens(p) + 7) / 8; }
 
-// Entries of one head's panels, and of every KV head's, padded.
-static inline int64_t az_transposed_head(const AzProblem* p, int64_t dim) { return az_panels(p) * az_panel(p, dim); }
+// Entries of one head's panels, and of every KV head's.
+static inline int64_t az_transposed_head(const AzProblem* p, int64_t dim) { return az_panels(p) * az_panel(dim); }
 
 static inline int64_t az_transposed(const AzProblem* p, int64_t dim) {
-    return p->batch * p->kv_heads * az_transposed_head(p, dim) + az_pad();
+    return p->batch * p->kv_heads * az_transposed_head(p, dim);
 }
 
 // Scratch bytes one thread needs: row pointers, key indices and coordinates, positions and two weight arrays for az_capacity entries,
