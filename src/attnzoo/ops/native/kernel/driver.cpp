@@ -4,8 +4,8 @@
 // `threads` threads dynamically (an atomic counter), so a descheduled thread delays one item, not a fixed share.
 //
 // Forward and backward first transpose the keys (and the values) into their workspace: the query blocks read them so.
-// Backward runs in slabs of KV heads whose buffers of P and dS (az_buffer entries per query head) fit a budget: first every
-// query item of the slab (dq, P, dS, bias-gradient partial sums), then every key item (dk, dv). The bias gradient
+// Backward runs in slabs of KV heads whose buffers of P and dS (az_buffer entries per query head) fit a budget: first
+// every query item of the slab (dq, P, dS, bias-gradient partial sums), then every key item (dk, dv). The bias gradient
 // is the sum of the per-item partials in item order, so results do not depend on the thread schedule. Those buffers
 // live in a workspace the caller allocates (az_backward_workspace bytes: a torch tensor, so that torch's memory
 // accounting sees them); only each thread's scratch (row pointers and weights of one query or key) is allocated here.

@@ -100,6 +100,25 @@ static void dots(const T* x, const T* const* rows, int64_t n, int64_t dim, T sca
     }
 }
 
+// body(Count<G>()) for G = count in 1..8 (nothing for 0): a run-time count to a template argument.
+template <int G> struct Count {
+    enum { n = G };
+};
+
+template <class Body> static inline void with_count(int64_t count, Body body) {
+    switch (count) {
+        case 8: body(Count<8>()); break;
+        case 7: body(Count<7>()); break;
+        case 6: body(Count<6>()); break;
+        case 5: body(Count<5>()); break;
+        case 4: body(Count<4>()); break;
+        case 3: body(Count<3>()); break;
+        case 2: body(Count<2>()); break;
+        case 1: body(Count<1>()); break;
+        default: break;
+    }
+}
+
 // acc[off : off + NV lanes] += sum_j w[j ws] rows[j][shift + off : ...], the accumulators held in registers (two
 // sets for up to four vectors, even and odd rows, so that the FMA latency is hidden).
 template <typename T, int NV>
@@ -137,16 +156,9 @@ static void weighted_sum(const T* const* rows, int64_t shift, const T* w, int64_
     const int L = Lanes<T>::n;
     int64_t off = 0;
     for (; dim - off >= 8 * L; off += 8 * L) weighted_block<T, 8>(rows, shift, w, ws, n, off, acc);
-    switch ((dim - off) / L) {
-        case 7: weighted_block<T, 7>(rows, shift, w, ws, n, off, acc); break;
-        case 6: weighted_block<T, 6>(rows, shift, w, ws, n, off, acc); break;
-        case 5: weighted_block<T, 5>(rows, shift, w, ws, n, off, acc); break;
-        case 4: weighted_block<T, 4>(rows, shift, w, ws, n, off, acc); break;
-        case 3: weighted_block<T, 3>(rows, shift, w, ws, n, off, acc); break;
-        case 2: weighted_block<T, 2>(rows, shift, w, ws, n, off, acc); break;
-        case 1: weighted_block<T, 1>(rows, shift, w, ws, n, off, acc); break;
-        default: break;
-    }
+    with_count((dim - off) / L, [&](auto vectors) {
+        weighted_block<T, decltype(vectors)::n>(rows, shift, w, ws, n, off, acc);
+    });
     off += (dim - off) / L * L;
     for (int64_t d = off; d < dim; ++d) {
         T sum = 0;
@@ -445,16 +457,7 @@ static void lane_dots(const T* x, const T* cols, int64_t dim, const int64_t* key
         const int64_t size = (count - first) / (chunks - c);
         const int64_t* kc = key + first;
         T* oc = out + first * L;
-        switch (size) {
-            case 8: lane_dots_chunk<T, 8>(x, cols, dim, kc, step, scale, oc); break;
-            case 7: lane_dots_chunk<T, 7>(x, cols, dim, kc, step, scale, oc); break;
-            case 6: lane_dots_chunk<T, 6>(x, cols, dim, kc, step, scale, oc); break;
-            case 5: lane_dots_chunk<T, 5>(x, cols, dim, kc, step, scale, oc); break;
-            case 4: lane_dots_chunk<T, 4>(x, cols, dim, kc, step, scale, oc); break;
-            case 3: lane_dots_chunk<T, 3>(x, cols, dim, kc, step, scale, oc); break;
-            case 2: lane_dots_chunk<T, 2>(x, cols, dim, kc, step, scale, oc); break;
-            default: lane_dots_chunk<T, 1>(x, cols, dim, kc, step, scale, oc); break;
-        }
+        with_count(size, [&](auto keys) { lane_dots_chunk<T, decltype(keys)::n>(x, cols, dim, kc, step, scale, oc); });
         first += size;
     }
 }
