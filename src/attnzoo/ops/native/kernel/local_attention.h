@@ -125,9 +125,9 @@ static inline int64_t az_transposed(const AzProblem* p, int64_t dim) {
 }
 
 // Scratch bytes one thread needs: row pointers, key indices and coordinates, positions and two weight arrays for
-// az_capacity entries, padded by a vector (the padding lanes are read, never used; the driver zero-fills the scratch once per thread);
-// then a query block's scores and score gradients (8 lanes per key of the rectangle) and its transposed query and
-// output-gradient rows.
+// az_capacity entries, padded by a vector (the padding lanes are read, never used; the driver zero-fills the scratch
+// once per thread); then a query block's scores and score gradients (8 lanes per key of the rectangle) and its
+// transposed query and output-gradient rows.
 static inline int64_t az_scratch_bytes(const AzProblem* p) {
     int64_t n = az_capacity(p) + 8;
     int64_t block = 8 * (2 * az_rectangle(p) + p->dim + p->value_dim);
