@@ -119,19 +119,17 @@ template <class Body> static inline void with_count(int64_t count, Body body) {
     }
 }
 
-// acc[off : off + NV lanes] += sum_j w[j ws] rows[j][shift + off : ...], the accumulators held in registers (two
-// sets for up to four vectors, even and odd rows, so that the FMA latency is hidden).
+// acc[off : off + NV lanes] = (acc[...] if accumulate, else 0) + scale sum_j w[j ws] rows[j][shift + off : ...], the
+// sums held in registers (two sets for up to four vectors, even and odd rows, so that the FMA latency is hidden).
 template <typename T, int NV>
 static inline void weighted_block(const T* const* rows, int64_t shift, const T* w, int64_t ws, int64_t n, int64_t off,
-                                  T* acc) {
+                                  T scale, bool accumulate, T* acc) {
     typedef typename Lanes<T>::V V;
     const int L = Lanes<T>::n;
     const int S = NV <= 4 ? 2 : 1;
     V a[S][NV];
-    for (int u = 0; u < NV; ++u) {
-        a[0][u] = load(acc + off + u * L);
-        if (S == 2) a[S - 1][u] = splat<T>(0);
-    }
+    for (int u = 0; u < NV; ++u)
+        for (int t = 0; t < S; ++t) a[t][u] = splat<T>(0);
     shift += off;
     int64_t j = 0;
     for (; j + S <= n; j += S) {
@@ -146,24 +144,28 @@ static inline void weighted_block(const T* const* rows, int64_t shift, const T* 
         const T* r = rows[j] + shift;
         for (int u = 0; u < NV; ++u) a[0][u] += wj * load(r + u * L);
     }
-    for (int u = 0; u < NV; ++u) store(acc + off + u * L, S == 2 ? a[0][u] + a[S - 1][u] : a[0][u]);
+    for (int u = 0; u < NV; ++u) {
+        V sum = (S == 2 ? a[0][u] + a[S - 1][u] : a[0][u]) * scale;
+        store(acc + off + u * L, accumulate ? load(acc + off + u * L) + sum : sum);
+    }
 }
 
-// acc[:dim] += sum_j w[j ws] rows[j][shift : shift + dim].
+// acc[:dim] = (acc[:dim] if accumulate, else 0) + scale sum_j w[j ws] rows[j][shift : shift + dim] (all zeros for
+// n = 0 without accumulate): the scale and the first write in registers, not in passes over acc.
 template <typename T>
-static void weighted_sum(const T* const* rows, int64_t shift, const T* w, int64_t ws, int64_t n, int64_t dim,
-                         T* acc) {
+static void weighted_sum(const T* const* rows, int64_t shift, const T* w, int64_t ws, int64_t n, int64_t dim, T scale,
+                         bool accumulate, T* acc) {
     const int L = Lanes<T>::n;
     int64_t off = 0;
-    for (; dim - off >= 8 * L; off += 8 * L) weighted_block<T, 8>(rows, shift, w, ws, n, off, acc);
+    for (; dim - off >= 8 * L; off += 8 * L) weighted_block<T, 8>(rows, shift, w, ws, n, off, scale, accumulate, acc);
     with_count((dim - off) / L, [&](auto vectors) {
-        weighted_block<T, decltype(vectors)::n>(rows, shift, w, ws, n, off, acc);
+        weighted_block<T, decltype(vectors)::n>(rows, shift, w, ws, n, off, scale, accumulate, acc);
     });
     off += (dim - off) / L * L;
     for (int64_t d = off; d < dim; ++d) {
         T sum = 0;
         for (int64_t j = 0; j < n; ++j) sum += w[j * ws] * rows[j][shift + d];
-        acc[d] += sum;
+        acc[d] = (accumulate ? acc[d] : 0) + scale * sum;
     }
 }
 
@@ -501,11 +503,7 @@ static void forward_block(const AzProblem* p, const T* q_h, const T* kt_g, const
     store(ms, m);
     store(ls, l);
     for (int64_t t = 0; t < blk.lanes; ++t) {
-        T* oi = out_h + (i + t) * Dv;
-        for (int64_t e = 0; e < Dv; ++e) oi[e] = 0;
-        weighted_sum(s.rows_b, t * blk.step * Dv, s.lanes0 + t, L, n, Dv, oi);
-        const T inv = (T)1 / ls[t];
-        for (int64_t e = 0; e < Dv; ++e) oi[e] *= inv;
+        weighted_sum(s.rows_b, t * blk.step * Dv, s.lanes0 + t, L, n, Dv, (T)1 / ls[t], false, out_h + (i + t) * Dv);
         lse_h[i + t] = ms[t] + (T)log((double)ls[t]);
     }
 }
@@ -516,9 +514,9 @@ static void forward_query(const AzProblem* p, const T* q_h, const T* kh, const T
                           T* lse_h, int64_t i, Scratch<T>& s) {
     const int64_t D = p->dim, Dv = p->value_dim;
     T* oi = out_h + i * Dv;
-    for (int64_t e = 0; e < Dv; ++e) oi[e] = 0;
     int64_t n = gather_keys(p, i, kh, vh, rpb_h ? kBias : kRows, s);
     if (n == 0) {
+        for (int64_t e = 0; e < Dv; ++e) oi[e] = 0;
         lse_h[i] = -INFINITY;
         return;
     }
@@ -526,9 +524,7 @@ static void forward_query(const AzProblem* p, const T* q_h, const T* kh, const T
     T m = max_of(s.w0, n);
     exp_shifted(s.w0, n, m);
     T l = sum_of(s.w0, n);
-    weighted_sum(s.rows_b, 0, s.w0, 1, n, Dv, oi);
-    const T inv = (T)1 / l;
-    for (int64_t e = 0; e < Dv; ++e) oi[e] *= inv;
+    weighted_sum(s.rows_b, 0, s.w0, 1, n, Dv, (T)1 / l, false, oi);
     lse_h[i] = m + (T)log((double)l);
 }
 
@@ -602,22 +598,19 @@ static void query_grad_block(const AzProblem* p, const HeadGrad<T>& g, int64_t i
             for (int64_t t = 0; t < blk.lanes; ++t) g.drpb[s.table[j] - t] += s.lanes1[j * L + t];
         }
     }
-    const T scale = (T)p->scale;
-    for (int64_t t = 0; t < blk.lanes; ++t) {
-        T* dqi = g.dq + (i + t) * D;
-        for (int64_t e = 0; e < D; ++e) dqi[e] = 0;
-        weighted_sum(s.rows_a, t * blk.step * D, s.lanes1 + t, L, n, D, dqi);
-        for (int64_t e = 0; e < D; ++e) dqi[e] *= scale;
-    }
+    for (int64_t t = 0; t < blk.lanes; ++t)
+        weighted_sum(s.rows_a, t * blk.step * D, s.lanes1 + t, L, n, D, (T)p->scale, false, g.dq + (i + t) * D);
 }
 
 template <typename T> static void query_grad_query(const AzProblem* p, const HeadGrad<T>& g, int64_t i, Scratch<T>& s) {
     const int64_t N = az_tokens(p), D = p->dim, Dv = p->value_dim, S = p->num_sinks, sinks = N * az_inverse(p);
     T* dqi = g.dq + i * D;
-    for (int64_t e = 0; e < D; ++e) dqi[e] = 0;
     for (int64_t t = 0; t < S; ++t) g.probs[sinks + i * S + t] = g.dscores[sinks + i * S + t] = 0;
     int64_t n = gather_keys(p, i, g.k, g.v, g.rpb ? kColumns | kBias : kColumns, s);
-    if (n == 0) return;
+    if (n == 0) {
+        for (int64_t e = 0; e < D; ++e) dqi[e] = 0;
+        return;
+    }
     scores(p, g.q + i * D, g.rpb, n, s);
     exp_shifted(s.w0, n, g.lse[i]);
     const T* doi = g.dout + i * Dv;
@@ -633,9 +626,7 @@ template <typename T> static void query_grad_query(const AzProblem* p, const Hea
     if (g.drpb)
         for (int64_t j = 0; j < n; ++j)
             if (s.table[j] >= 0) g.drpb[s.table[j]] += s.w1[j];
-    weighted_sum(s.rows_a, 0, s.w1, 1, n, D, dqi);
-    const T scale = (T)p->scale;
-    for (int64_t e = 0; e < D; ++e) dqi[e] *= scale;
+    weighted_sum(s.rows_a, 0, s.w1, 1, n, D, (T)p->scale, false, dqi);
 }
 
 template <typename T>
@@ -671,8 +662,6 @@ static void key_grad(const AzProblem* p, const T* q, const T* dout, const T* pro
     for (int64_t j = j0; j < j1; ++j) {
         T* dkj = dk + (bg * N + j) * D;
         T* dvj = dv + (bg * N + j) * Dv;
-        for (int64_t e = 0; e < D; ++e) dkj[e] = 0;
-        for (int64_t e = 0; e < Dv; ++e) dvj[e] = 0;
         Coords key = coords(p, j);
         int64_t start[3], count[3];
         for (int a = 0; a < 3; ++a) {
@@ -712,10 +701,9 @@ static void key_grad(const AzProblem* p, const T* q, const T* dout, const T* pro
                     ++n;
                 }
             }
-            weighted_sum(s.rows_a, 0, s.w0, 1, n, D, dkj);
-            weighted_sum(s.rows_b, 0, s.w1, 1, n, Dv, dvj);
+            weighted_sum(s.rows_a, 0, s.w0, 1, n, D, scale, r > 0, dkj);  // the query heads of the group summed
+            weighted_sum(s.rows_b, 0, s.w1, 1, n, Dv, (T)1, r > 0, dvj);
         }
-        for (int64_t e = 0; e < D; ++e) dkj[e] *= scale;
     }
 }
 
