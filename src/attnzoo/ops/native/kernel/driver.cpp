@@ -1,7 +1,7 @@
 // The driver of fused local attention (see local_attention.h), compiled for the baseline ISA only: it picks the
 // kernels this CPU runs, splits the work into items (a tile of a few hundred queries, or a few dozen keys, of one
-// head) and hands them to
-// `threads` threads dynamically (an atomic counter), so a descheduled thread delays one item, not a fixed share.
+// head) and hands them to `threads` threads dynamically (an atomic counter), so a descheduled thread delays one item,
+// not a fixed share.
 //
 // Forward and backward first transpose the keys (and the values) into their workspace: the query blocks read them so.
 // Backward runs in slabs of KV heads whose buffers of P and dS (az_buffer entries per query head) fit a budget: first
@@ -113,8 +113,8 @@ void span(int64_t c, int64_t n, int64_t* first, int64_t* last) {
 
 extern "C" int az_isa_supported(int isa) { return isa == 0 || isa == 1 || (isa == 2 && cpu_has_avx2_fma()); }
 
-// Transposes the rows of every KV head of src (B kv_heads, N, dim) into dst ((B kv_heads, dim, N), the layout the
-// query blocks read), in items of kItem rows.
+// Transposes the rows of every KV head of src (B kv_heads, N, dim) into its panels in dst (see az_panel: the layout
+// the query blocks read), in items of kItem rows.
 template <class Table>
 static bool transpose_heads(const AzProblem* p, const Table& table, int dtype, const void* src, void* dst,
                             int64_t dim) {
