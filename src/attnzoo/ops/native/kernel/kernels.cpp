@@ -361,8 +361,8 @@ static inline int64_t kv_head(const AzProblem* p, int64_t h) { return h / (p->he
 // by 1 (the interior of a window: lane t sees lane 0's keys shifted by t) or by 0 (a clamped border or a Swin window:
 // every lane sees the same keys), the block is computed with one lane a query: per key and element one vector FMA
 // against the transposed keys (no reduction across lanes), the softmax on whole vectors, and the key gathering,
-// bias lookup and loop overhead shared by the block. Lanes past the block's last query compute on whatever the
-// transposed matrices hold beyond its keys (within their panel, see az_panel) and are never read.
+// bias lookup and loop overhead shared by the block. Lanes past the block's last query compute on the keys after the
+// block's (within their panel, see az_panel; zeros past the final key) and their results are never read.
 struct Block {
     int64_t lanes;  // queries in the block; 1: the query runs alone
     int64_t step;   // 1 or 0: how far lane t's keys are from lane t - 1's
