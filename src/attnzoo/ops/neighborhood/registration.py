@@ -55,8 +55,8 @@ for _ndim in (1, 2, 3):
         op=_OPS[_ndim],
         implementations={
             "native": Implementation("native", neighborhood_native, NATIVE_CPU,
-                                     "fused C++ kernel: each query reads its neighbours in place (AVX2 or generic, "
-                                     "chosen at run time); O(N * window) memory"),
+                                     "fused C++ kernel: blocks of 8 queries, one a lane, against keys transposed "
+                                     "once (AVX2 or generic, chosen at run time); O(N * (window + D)) memory"),
             "tiled": Implementation("tiled", neighborhood_tiled, NEIGHBORHOOD_TILED,
                                     "query tiles x gathered key regions as batched GEMMs; O(N * region) memory"),
             "flex": Implementation("flex", neighborhood_flex, FLEX_COMPILED,

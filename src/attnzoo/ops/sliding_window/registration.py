@@ -68,7 +68,7 @@ register(Variant(
     implementations={
         "native": Implementation("native", sliding_window_native, replace(NATIVE_CPU, features=NATIVE_CPU.features
                                                                           - {"dilation", "bias"}),
-                                 "fused C++ kernel: each query reads its window (+ sinks) in place; O(N * window)"),
+                                 "fused C++ kernel: each query sees its window (+ sinks); O(N * (window + D))"),
         "tiled": Implementation("tiled", sliding_window_tiled,
                                 replace(CUSTOM_BACKWARD, features=CUSTOM_BACKWARD.features | {"gqa"}),
                                 "query tiles x gathered key windows (+ sinks) as batched GEMMs; O(N * window) memory"),

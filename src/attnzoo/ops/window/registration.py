@@ -34,7 +34,7 @@ register(Variant(
     op=window_attention_2d,
     implementations={
         "native": Implementation("native", window_native, replace(NATIVE_CPU, features=frozenset({"bias"})),
-                                 "fused C++ kernel: each query reads its window's keys in place, no roll or "
+                                 "fused C++ kernel: each query sees its window's keys directly, no roll or "
                                  "partition copies; forward and backward"),
         "windowed": Implementation("windowed", window_windowed, AUTOGRAD_ANY_FLOAT,
                                    "roll + window partition + one batched SDPA; O(N * w^2) memory"),
