@@ -195,12 +195,8 @@ static inline d4 exp_lanes(d4 x) {
 }
 
 // x[j] = exp(x[j] - shift) for j < n (x padded to a lane multiple).
-static inline void exp_shifted(float* x, int64_t n, float shift) {
-    for (int64_t j = 0; j < n; j += 8) store(x + j, exp_lanes(load(x + j) - shift));
-}
-
-static inline void exp_shifted(double* x, int64_t n, double shift) {
-    for (int64_t j = 0; j < n; ++j) x[j] = exp(x[j] - shift);
+template <typename T> static inline void exp_shifted(T* x, int64_t n, T shift) {
+    for (int64_t j = 0; j < n; j += Lanes<T>::n) store(x + j, exp_lanes(load(x + j) - shift));
 }
 
 // Largest of x[:n], a lane-width at a time (x padded to a lane multiple with copies of x[n - 1]).
@@ -336,7 +332,6 @@ static int64_t gather_keys(const AzProblem* p, int64_t i, const T* k, const T* v
         if (!sinks[t]) continue;
         s.rows_a[n] = k + t * D;
         s.rows_b[n] = v + t * Dv;
-        s.key[n] = t;
         s.pos[n] = az_tokens(p) * inverse + i * p->num_sinks + t;
         s.table[n] = -1;
         ++n;

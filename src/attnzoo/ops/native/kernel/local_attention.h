@@ -111,8 +111,8 @@ static inline int64_t az_capacity(const AzProblem* p) {
 // The transposed keys (values) of a head are panels: panel p holds the keys [8 p, 8 p + 16) as (dim, 16), so that the
 // 8 keys from any key j on are 8 consecutive entries of panel j / 8 per element, and one block's keys lie in a few
 // kilobytes (a plain (dim, N) transpose spreads them over dim rows N apart: cache-set conflicts and TLB misses). The
-// lanes of a query block past its last query read within their panel too (entries past key N - 1 are never written,
-// and those lanes' results never used).
+// lanes of a query block past its last query read within their panel too (entries past key N - 1 are zeros, and
+// those lanes' results never used).
 static inline int64_t az_panel(int64_t dim) { return 16 * dim; }
 
 static inline int64_t az_panels(const AzProblem* p) { return (az_tokens(p) + 7) / 8; }
