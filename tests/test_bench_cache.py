@@ -98,7 +98,7 @@ def test_native_rows_depend_on_the_kernel_sources() -> None:
     """A native implementation's rows are keyed by the kernel's C++ too: an edited kernel is measured again."""
     assert "native" in cache_module.variant_folders("neighborhood_attention_2d")
     assert "neighborhood" in cache_module.variant_folders("neighborhood_attention_2d")
-    kernel = cache_module._py_files(cache_module.PACKAGE / "ops" / "native")
+    kernel = cache_module._source_files(cache_module.PACKAGE / "ops" / "native")
     assert {"kernels.cpp", "driver.cpp", "local_attention.h"} <= {path.name for path in kernel}
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, fields
@@ -68,13 +69,13 @@ SOURCE_SUFFIXES = (".py", ".cpp", ".h")
 """What a row's source hash reads: Python, and the native kernels' C++ (compiled from the package at first use)."""
 
 
-def _py_files(folder: Path) -> list[Path]:
+def _source_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if path.suffix in SOURCE_SUFFIXES)
 
 
 def _shared_files(path: Path) -> list[Path]:
-    """A shared source: the file itself, or every ``.py`` file of a package folder."""
-    return _py_files(path) if path.is_dir() else [path]
+    """A shared source: the file itself, or every source file (:data:`SOURCE_SUFFIXES`) of a package folder."""
+    return _source_files(path) if path.is_dir() else [path]
 
 
 def mechanism_folders(case: Case) -> list[str]:
@@ -91,8 +92,6 @@ def variant_folders(name: str) -> list[str]:
     """The ``attnzoo/ops/<mechanism>`` folders of variant ``name``: those of its registered implementations'
     modules and of the ``attnzoo.ops`` functions and classes those modules import (the native kernel's folder for
     a ``native`` implementation); empty when the variant is not registered or lives elsewhere."""
-    import sys
-
     from attnzoo.registry import get_variant
 
     try:
@@ -148,9 +147,9 @@ def source_hash(mechanisms: Iterable[str] = (), packages: Iterable[str] = ("benc
     (:data:`SHARED_SOURCES`) and the ``attnzoo/<p>`` package for each of ``packages``."""
     paths = [path for shared in SHARED_SOURCES for path in _shared_files(PACKAGE / shared)]
     for package in packages:
-        paths += _py_files(PACKAGE / package)
+        paths += _source_files(PACKAGE / package)
     for mechanism in mechanisms:
-        paths += _py_files(PACKAGE / "ops" / mechanism)
+        paths += _source_files(PACKAGE / "ops" / mechanism)
     return _files_hash(paths)
 
 
