@@ -13,6 +13,7 @@
     attnzoo eval fashion-mnist --models a,b,c [--steps N] [--out DIR]     (the registered backbones)
     attnzoo eval kv [--quick] [--no-needle] [--no-timing] [--out DIR]  (KV policies on SmolLM2, attnzoo.kv.evaluation)
     attnzoo leaderboard backbones [--results benchmarks/quality] [--out benchmarks/quality]
+    attnzoo demo NAME [--full] [--seed S] [--out DIR] [demo settings]   (a paper's system end to end, attnzoo.systems)
 
 Every setting is checked before the first measurement or training step (implementation names, mixers, training
 and task settings, the device, a writable ``--out``); bad input exits with a message naming the argument, the
@@ -461,7 +462,32 @@ def _parser() -> argparse.ArgumentParser:
     _add_leaderboard_parser(sub)
     _add_quant_parser(sub)
     _add_inspect_parser(sub)
+    _add_demo_parser(sub)
     return parser
+
+
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    from attnzoo.systems import DEMOS, add_common_arguments, demo_module
+
+    command = sub.add_parser("demo", help="a paper's system around attention, end to end at small scale "
+                                          "(result.json + result.md + figures; attnzoo.systems)")
+    demos = command.add_subparsers(dest="demo", required=True, metavar="NAME")
+    for name in sorted(DEMOS):
+        module = demo_module(name)
+        demo = demos.add_parser(name, help=module.SUMMARY, description=module.SUMMARY)
+        add_common_arguments(demo, name)
+        module.add_arguments(demo)
+        demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from attnzoo.systems import demo_module
+
+    with reporting(f"attnzoo demo {args.demo}"):
+        paths = demo_module(args.demo).run(args)
+    for path in paths:
+        print(path)
+    return 0
 
 
 def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
